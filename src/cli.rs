@@ -1,0 +1,244 @@
+//! The command line: arguments, the operator's language, and one function per command.
+//!
+//! Every help text comes from the catalogue, so `--help` reads in the operator's language.
+//! Commands return an [`Exit`]; `main` turns it into the process exit code:
+//!
+//! | code | meaning |
+//! |------|---------|
+//! | 0 | success (warnings allowed) |
+//! | 1 | the site's files have errors |
+//! | 2 | the command line is wrong (unknown command or option) |
+//! | 3 | the command could not do its work (a file could not be written, …) |
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Arg, ArgAction, CommandFactory, FromArgMatches, Parser, Subcommand};
+
+use crate::config;
+use crate::i18n::{Lang, tr};
+
+/// The outcome of a command, as a process exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    Ok = 0,
+    Problems = 1,
+    Usage = 2,
+    Failed = 3,
+}
+
+impl From<Exit> for ExitCode {
+    fn from(exit: Exit) -> ExitCode {
+        ExitCode::from(exit as u8)
+    }
+}
+
+#[derive(Debug, Parser)]
+#[command(name = "gongkai", version)]
+pub struct Args {
+    /// Site directory (default: the current directory).
+    #[arg(long, global = true, value_name = "DIR", default_value = ".", hide_default_value = true)]
+    pub site: PathBuf,
+    /// Language of messages: zh or en (default: from LANG / LC_ALL).
+    #[arg(long, global = true, value_name = "LANG")]
+    pub lang: Option<String>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check every file of the site and report every problem.
+    Validate,
+    /// Print the JSON Schemas of the site's files, or write them into a folder.
+    Schema {
+        #[arg(long, value_name = "DIR")]
+        write: Option<PathBuf>,
+    },
+}
+
+/// Runs the command line of this process.
+pub fn main() -> ExitCode {
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let lang = lang_from_args(&argv).unwrap_or_else(|| Lang::from_env(|name| std::env::var(name).ok()));
+    let command = localized_command(lang);
+    let matches = match command.try_get_matches_from(&argv) {
+        Ok(matches) => matches,
+        Err(error) => {
+            let _ = error.print();
+            return if error.use_stderr() { Exit::Usage.into() } else { Exit::Ok.into() };
+        }
+    };
+    let args = match Args::from_arg_matches(&matches) {
+        Ok(args) => args,
+        Err(error) => {
+            let _ = error.print();
+            return Exit::Usage.into();
+        }
+    };
+    run(&args, lang).into()
+}
+
+/// `--lang zh` or `--lang=zh` anywhere on the command line, read before clap so that `--help`
+/// itself comes out in that language.
+fn lang_from_args(argv: &[std::ffi::OsString]) -> Option<Lang> {
+    let mut words = argv.iter().filter_map(|a| a.to_str());
+    while let Some(word) = words.next() {
+        if word == "--" {
+            break;
+        }
+        if let Some(value) = word.strip_prefix("--lang=") {
+            return Lang::from_tag(value);
+        }
+        if word == "--lang" {
+            return words.next().and_then(Lang::from_tag);
+        }
+    }
+    None
+}
+
+/// Runs one parsed command.
+pub fn run(args: &Args, lang: Lang) -> Exit {
+    match &args.command {
+        Command::Validate => validate(&args.site, lang),
+        Command::Schema { write } => schema(write.as_deref(), lang),
+    }
+}
+
+fn validate(site: &Path, lang: Lang) -> Exit {
+    let loaded = config::load(site);
+    let report = &loaded.report;
+    let mut out = std::io::stdout().lock();
+    let _ = write!(out, "{}", report.render(lang));
+    let counts = [("errors", report.errors().to_string()), ("warnings", report.warnings().to_string())];
+    let counts: Vec<(&str, &str)> = counts.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    match &loaded.model {
+        Some(model) => {
+            let items = model.items().count().to_string();
+            let displays = model.displays.len().to_string();
+            let playlists = model.playlists.len().to_string();
+            let mut args = counts.clone();
+            args.extend([("displays", displays.as_str()), ("playlists", playlists.as_str()), ("items", items.as_str())]);
+            let _ = writeln!(out, "{}", tr(lang, "cli.validate.ok", &args));
+            Exit::Ok
+        }
+        None => {
+            let _ = writeln!(out, "{}", tr(lang, "cli.validate.failed", &counts));
+            Exit::Problems
+        }
+    }
+}
+
+fn schema(write: Option<&Path>, lang: Lang) -> Exit {
+    let schemas = config::schema::all();
+    let Some(dir) = write else {
+        for (name, text) in &schemas {
+            println!("// {name}\n{text}");
+        }
+        return Exit::Ok;
+    };
+    for (name, text) in &schemas {
+        let path = dir.join(name);
+        if let Err(error) = std::fs::create_dir_all(dir).and_then(|()| std::fs::write(&path, text)) {
+            let path = path.display().to_string();
+            let reason = error.to_string();
+            eprintln!("{}", tr(lang, "cli.write_failed", &[("path", &path), ("reason", &reason)]));
+            return Exit::Failed;
+        }
+    }
+    Exit::Ok
+}
+
+/// The clap command with every text taken from the catalogue in `lang`.
+pub fn localized_command(lang: Lang) -> clap::Command {
+    let command = Args::command()
+        .disable_version_flag(true)
+        .arg(
+            Arg::new("version")
+                .short('V')
+                .long("version")
+                .action(ArgAction::Version)
+                .help(tr(lang, "cli.version", &[])),
+        )
+        .after_help(tr(lang, "cli.after_help", &[]));
+    localize(command, lang, "gongkai")
+}
+
+/// The catalogue keys a command's texts live under: `cli.<path>.about` and
+/// `cli.<path>.arg.<id>`.
+fn localize(mut command: clap::Command, lang: Lang, path: &str) -> clap::Command {
+    let usage = tr(lang, "cli.heading.usage", &[]);
+    command = command
+        .about(tr(lang, &format!("cli.{path}.about"), &[]))
+        .help_template(format!("{{about-with-newline}}\n{usage} {{usage}}\n\n{{all-args}}{{after-help}}"))
+        .subcommand_help_heading(tr(lang, "cli.heading.commands", &[]))
+        .disable_help_subcommand(true)
+        .disable_help_flag(true)
+        .arg(
+            Arg::new("help")
+                .short('h')
+                .long("help")
+                .action(ArgAction::Help)
+                .help(tr(lang, "cli.help", &[])),
+        );
+    let options = tr(lang, "cli.heading.options", &[]);
+    let positionals = tr(lang, "cli.heading.arguments", &[]);
+    let ids: Vec<String> = command
+        .get_arguments()
+        .map(|a| a.get_id().to_string())
+        .filter(|id| id != "help" && id != "version")
+        .collect();
+    for id in ids {
+        let key = format!("cli.{path}.arg.{id}");
+        let (options, positionals) = (options.clone(), positionals.clone());
+        command = command.mut_arg(&id, |arg| {
+            let heading = if arg.is_positional() { positionals } else { options };
+            arg.help(tr(lang, &key, &[])).help_heading(heading)
+        });
+    }
+    for arg in ["help", "version"] {
+        let heading = options.clone();
+        if command.get_arguments().any(|a| a.get_id() == arg) {
+            command = command.mut_arg(arg, |a| a.help_heading(heading));
+        }
+    }
+    let names: Vec<String> = command.get_subcommands().map(|s| s.get_name().to_owned()).collect();
+    for name in names {
+        let sub_path = format!("{path}.{name}");
+        command = command.mut_subcommand(&name, |sub| localize(sub, lang, &sub_path));
+    }
+    command
+}
+
+/// Every catalogue key the command line uses, for the test that both languages have them all.
+pub fn catalogue_keys() -> Vec<String> {
+    fn walk(command: &clap::Command, path: &str, keys: &mut Vec<String>) {
+        keys.push(format!("cli.{path}.about"));
+        for arg in command.get_arguments() {
+            let id = arg.get_id().as_str();
+            if id != "help" && id != "version" {
+                keys.push(format!("cli.{path}.arg.{id}"));
+            }
+        }
+        for sub in command.get_subcommands() {
+            walk(sub, &format!("{path}.{}", sub.get_name()), keys);
+        }
+    }
+    let mut keys: Vec<String> = [
+        "cli.version",
+        "cli.help",
+        "cli.after_help",
+        "cli.heading.usage",
+        "cli.heading.commands",
+        "cli.heading.options",
+        "cli.heading.arguments",
+        "cli.validate.ok",
+        "cli.validate.failed",
+        "cli.write_failed",
+    ]
+    .map(String::from)
+    .to_vec();
+    walk(&Args::command(), "gongkai", &mut keys);
+    keys
+}

@@ -1,0 +1,247 @@
+//! The validated site: every reference resolved, every value parsed and in range.
+//!
+//! A `Model` exists only when validation found no error, so the stages after config never
+//! re-check what is written here. Indices (`DisplayIdx`, `ProfileIdx`) point into the model's
+//! own vectors; ids stay as strings for output.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chrono::DateTime;
+use chrono_tz::Tz;
+
+pub use super::raw::{
+    Category, Channel, ColorOrder, Corner, LedColor, PixelFormat, Protocol, ShowMode, WiringLayout,
+};
+
+/// Index into [`Model::displays`].
+pub type DisplayIdx = usize;
+/// Index into [`Model::profiles`].
+pub type ProfileIdx = usize;
+
+/// A whole site, ready to run.
+#[derive(Debug, Clone)]
+pub struct Model {
+    pub site: Site,
+    /// Sorted by id.
+    pub profiles: Vec<Profile>,
+    /// In the order of the site file.
+    pub displays: Vec<Display>,
+    /// Group name → its displays, in site-file order.
+    pub groups: BTreeMap<String, Vec<DisplayIdx>>,
+    /// Sorted by file name, then by order within the file: "file order" for tie-breaks.
+    pub playlists: Vec<Playlist>,
+}
+
+impl Model {
+    pub fn display(&self, id: &str) -> Option<&Display> {
+        self.displays.iter().find(|d| d.id == id)
+    }
+
+    pub fn profile_of(&self, display: &Display) -> &Profile {
+        &self.profiles[display.profile]
+    }
+
+    /// Every item of every playlist, with the playlist it belongs to.
+    pub fn items(&self) -> impl Iterator<Item = (&Playlist, &Item)> {
+        self.playlists.iter().flat_map(|p| p.items.iter().map(move |i| (p, i)))
+    }
+
+    pub fn item(&self, id: &str) -> Option<(&Playlist, &Item)> {
+        self.items().find(|(_, item)| item.id == id)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Site {
+    pub name: String,
+    pub timezone: Tz,
+    /// Every link is simulated in the process, whatever the displays say.
+    pub simulate: bool,
+    pub mqtt: Option<Mqtt>,
+    pub sms: Option<Sms>,
+    pub admin: Listener,
+    pub public: Option<Listener>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mqtt {
+    pub host: String,
+    pub port: u16,
+    pub tls: bool,
+    pub client_id: String,
+    pub topic_prefix: String,
+    pub username: Option<String>,
+    pub password: Option<SecretSource>,
+}
+
+/// Where a secret is read from when it is needed. The secret itself is never in the model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretSource {
+    Env(String),
+    File(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sms {
+    pub signature: String,
+    /// Relative to the site directory unless absolute.
+    pub outbox: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listener {
+    pub addr: std::net::SocketAddr,
+    pub token: Option<SecretSource>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Profile {
+    pub id: String,
+    pub name: String,
+    pub width: u32,
+    pub height: u32,
+    pub pixel: PixelFormat,
+    pub led_color: LedColor,
+    pub font: FontRef,
+    pub protocol: Protocol,
+    /// Empty when the board has no serial interface.
+    pub bauds: Vec<u32>,
+    /// Receive buffer; payloads larger than this are chunked.
+    pub buffer: Option<u32>,
+    pub local_pages: bool,
+    pub local_scroll: bool,
+    pub brightness: std::ops::RangeInclusive<u32>,
+    pub wiring: Option<Wiring>,
+}
+
+/// A font a profile names: one of the built-in u8g2 fonts, or a file in the site's `fonts/`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FontRef {
+    Builtin(BuiltinFont),
+    /// Path relative to the site directory, and the pixel size for scalable fonts.
+    File { path: String, size: Option<u32> },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BuiltinFont {
+    Wqy12,
+    Wqy14,
+    Wqy15,
+    Wqy16,
+    Unifont,
+}
+
+impl BuiltinFont {
+    pub const ALL: [(&'static str, BuiltinFont); 5] = [
+        ("wqy12", BuiltinFont::Wqy12),
+        ("wqy14", BuiltinFont::Wqy14),
+        ("wqy15", BuiltinFont::Wqy15),
+        ("wqy16", BuiltinFont::Wqy16),
+        ("unifont", BuiltinFont::Unifont),
+    ];
+
+    pub fn from_name(name: &str) -> Option<BuiltinFont> {
+        Self::ALL.iter().find(|(n, _)| *n == name).map(|(_, f)| *f)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Wiring {
+    pub layout: WiringLayout,
+    pub origin: Corner,
+    pub order: ColorOrder,
+}
+
+#[derive(Debug, Clone)]
+pub struct Display {
+    pub id: String,
+    pub name: String,
+    pub location: Option<String>,
+    pub profile: ProfileIdx,
+    pub link: Link,
+    pub groups: Vec<String>,
+    /// Line of the display's `id` in the site file, for messages about it.
+    pub line: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Link {
+    Simulated,
+    Serial { port: String, baud: u32, address: u8 },
+    /// Topic below the site's MQTT prefix.
+    Mqtt { topic: String },
+}
+
+#[derive(Debug, Clone)]
+pub struct Playlist {
+    pub id: String,
+    pub name: String,
+    /// Path relative to the site directory.
+    pub file: String,
+    /// Resolved displays, each once, in site-file order.
+    pub targets: Vec<DisplayIdx>,
+    /// Empty: the targets' default playlist, always on.
+    pub windows: Vec<Window>,
+    pub priority: i32,
+    pub items: Vec<Item>,
+}
+
+/// An on-air window: from each time `cron` fires, for `duration`.
+#[derive(Debug, Clone)]
+pub struct Window {
+    /// As the operator wrote it.
+    pub cron_text: String,
+    pub cron: croner::Cron,
+    pub duration: Duration,
+    pub dates: Validity,
+}
+
+/// A half-open interval `[from, until)` in the site's timezone; `None` is unbounded.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Validity {
+    pub from: Option<DateTime<Tz>>,
+    pub until: Option<DateTime<Tz>>,
+}
+
+impl Validity {
+    pub fn contains(&self, t: &DateTime<Tz>) -> bool {
+        self.from.as_ref().is_none_or(|from| from <= t) && self.until.as_ref().is_none_or(|until| t < until)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Item {
+    pub id: String,
+    pub title: String,
+    pub body: String,
+    pub category: Category,
+    pub department: Option<String>,
+    pub valid: Validity,
+    pub show: Show,
+    pub color: Option<Rgb>,
+    pub channels: Vec<Channel>,
+    /// Line of the item's `id` in its playlist file, for messages about the item.
+    pub line: u32,
+}
+
+/// How an item plays on a board.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Show {
+    pub mode: ShowMode,
+    /// Page mode: how long each page stays.
+    pub dwell: Duration,
+    /// Scroll and roll modes: pixels per second.
+    pub speed: f32,
+    /// Scroll and roll modes: how many times the text passes.
+    pub passes: u32,
+}
+
+impl Default for Show {
+    fn default() -> Self {
+        Show { mode: ShowMode::Page, dwell: Duration::from_secs(8), speed: 32.0, passes: 1 }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rgb(pub u8, pub u8, pub u8);

@@ -1,0 +1,15 @@
+//! gongkai publishes government-affairs disclosure (政务公开) to LED boards, touchscreen kiosks
+//! and subscribers' phones.
+//!
+//! The crate is a library with a thin binary on top (`src/main.rs`). The data flows one way:
+//! the operator's YAML is parsed and validated into a [`config::Model`]; later stages (layout,
+//! schedule, raster, protocol, links, SMS) take that model and the current time as arguments.
+//! See `ARCHITECTURE.md` for the code map and the invariants every module keeps.
+
+pub mod cli;
+pub mod config;
+pub mod diag;
+pub mod i18n;
+
+// The message catalogue: one file per language under `locales/`, embedded at compile time.
+rust_i18n::i18n!("locales", fallback = "en");
