@@ -38,7 +38,13 @@ impl From<Exit> for ExitCode {
 #[command(name = "gongkai", version)]
 pub struct Args {
     /// Site directory (default: the current directory).
-    #[arg(long, global = true, value_name = "DIR", default_value = ".", hide_default_value = true)]
+    #[arg(
+        long,
+        global = true,
+        value_name = "DIR",
+        default_value = ".",
+        hide_default_value = true
+    )]
     pub site: PathBuf,
     /// Language of messages: zh or en (default: from LANG / LC_ALL).
     #[arg(long, global = true, value_name = "LANG")]
@@ -61,13 +67,18 @@ pub enum Command {
 /// Runs the command line of this process.
 pub fn main() -> ExitCode {
     let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    let lang = lang_from_args(&argv).unwrap_or_else(|| Lang::from_env(|name| std::env::var(name).ok()));
+    let lang =
+        lang_from_args(&argv).unwrap_or_else(|| Lang::from_env(|name| std::env::var(name).ok()));
     let command = localized_command(lang);
     let matches = match command.try_get_matches_from(&argv) {
         Ok(matches) => matches,
         Err(error) => {
             let _ = error.print();
-            return if error.use_stderr() { Exit::Usage.into() } else { Exit::Ok.into() };
+            return if error.use_stderr() {
+                Exit::Usage.into()
+            } else {
+                Exit::Ok.into()
+            };
         }
     };
     let args = match Args::from_arg_matches(&matches) {
@@ -111,7 +122,10 @@ fn validate(site: &Path, lang: Lang) -> Exit {
     let report = &loaded.report;
     let mut out = std::io::stdout().lock();
     let _ = write!(out, "{}", report.render(lang));
-    let counts = [("errors", report.errors().to_string()), ("warnings", report.warnings().to_string())];
+    let counts = [
+        ("errors", report.errors().to_string()),
+        ("warnings", report.warnings().to_string()),
+    ];
     let counts: Vec<(&str, &str)> = counts.iter().map(|(k, v)| (*k, v.as_str())).collect();
     match &loaded.model {
         Some(model) => {
@@ -119,7 +133,11 @@ fn validate(site: &Path, lang: Lang) -> Exit {
             let displays = model.displays.len().to_string();
             let playlists = model.playlists.len().to_string();
             let mut args = counts.clone();
-            args.extend([("displays", displays.as_str()), ("playlists", playlists.as_str()), ("items", items.as_str())]);
+            args.extend([
+                ("displays", displays.as_str()),
+                ("playlists", playlists.as_str()),
+                ("items", items.as_str()),
+            ]);
             let _ = writeln!(out, "{}", tr(lang, "cli.validate.ok", &args));
             Exit::Ok
         }
@@ -140,10 +158,18 @@ fn schema(write: Option<&Path>, lang: Lang) -> Exit {
     };
     for (name, text) in &schemas {
         let path = dir.join(name);
-        if let Err(error) = std::fs::create_dir_all(dir).and_then(|()| std::fs::write(&path, text)) {
+        if let Err(error) = std::fs::create_dir_all(dir).and_then(|()| std::fs::write(&path, text))
+        {
             let path = path.display().to_string();
             let reason = error.to_string();
-            eprintln!("{}", tr(lang, "cli.write_failed", &[("path", &path), ("reason", &reason)]));
+            eprintln!(
+                "{}",
+                tr(
+                    lang,
+                    "cli.write_failed",
+                    &[("path", &path), ("reason", &reason)]
+                )
+            );
             return Exit::Failed;
         }
     }
@@ -171,7 +197,9 @@ fn localize(mut command: clap::Command, lang: Lang, path: &str) -> clap::Command
     let usage = tr(lang, "cli.heading.usage", &[]);
     command = command
         .about(tr(lang, &format!("cli.{path}.about"), &[]))
-        .help_template(format!("{{about-with-newline}}\n{usage} {{usage}}\n\n{{all-args}}{{after-help}}"))
+        .help_template(format!(
+            "{{about-with-newline}}\n{usage} {{usage}}\n\n{{all-args}}{{after-help}}"
+        ))
         .subcommand_help_heading(tr(lang, "cli.heading.commands", &[]))
         .disable_help_subcommand(true)
         .disable_help_flag(true)
@@ -193,7 +221,11 @@ fn localize(mut command: clap::Command, lang: Lang, path: &str) -> clap::Command
         let key = format!("cli.{path}.arg.{id}");
         let (options, positionals) = (options.clone(), positionals.clone());
         command = command.mut_arg(&id, |arg| {
-            let heading = if arg.is_positional() { positionals } else { options };
+            let heading = if arg.is_positional() {
+                positionals
+            } else {
+                options
+            };
             arg.help(tr(lang, &key, &[])).help_heading(heading)
         });
     }
@@ -203,7 +235,10 @@ fn localize(mut command: clap::Command, lang: Lang, path: &str) -> clap::Command
             command = command.mut_arg(arg, |a| a.help_heading(heading));
         }
     }
-    let names: Vec<String> = command.get_subcommands().map(|s| s.get_name().to_owned()).collect();
+    let names: Vec<String> = command
+        .get_subcommands()
+        .map(|s| s.get_name().to_owned())
+        .collect();
     for name in names {
         let sub_path = format!("{path}.{name}");
         command = command.mut_subcommand(&name, |sub| localize(sub, lang, &sub_path));

@@ -45,7 +45,10 @@ pub enum Arg {
 
 impl Msg {
     pub fn new(key: &'static str) -> Self {
-        Msg { key, args: Vec::new() }
+        Msg {
+            key,
+            args: Vec::new(),
+        }
     }
 
     pub fn arg(mut self, name: &'static str, value: impl ToString) -> Self {
@@ -67,8 +70,12 @@ impl Msg {
                 Arg::Msg(msg) => msg.render(lang),
             })
             .collect();
-        let args: Vec<(&str, &str)> =
-            self.args.iter().zip(&values).map(|((name, _), value)| (*name, value.as_str())).collect();
+        let args: Vec<(&str, &str)> = self
+            .args
+            .iter()
+            .zip(&values)
+            .map(|((name, _), value)| (*name, value.as_str()))
+            .collect();
         tr(lang, self.key, &args)
     }
 }
@@ -85,7 +92,12 @@ pub struct Pos {
 
 impl Pos {
     pub fn new(file: impl Into<String>, line: u32, col: u32, len: u32) -> Self {
-        Pos { file: file.into(), line, col, len }
+        Pos {
+            file: file.into(),
+            line,
+            col,
+            len,
+        }
     }
 
     /// The start of a file, for problems that concern the file as a whole.
@@ -105,11 +117,21 @@ pub struct Diagnostic {
 
 impl Diagnostic {
     pub fn error(pos: Pos, message: Msg) -> Self {
-        Diagnostic { severity: Severity::Error, pos, message, hint: None }
+        Diagnostic {
+            severity: Severity::Error,
+            pos,
+            message,
+            hint: None,
+        }
     }
 
     pub fn warning(pos: Pos, message: Msg) -> Self {
-        Diagnostic { severity: Severity::Warning, pos, message, hint: None }
+        Diagnostic {
+            severity: Severity::Warning,
+            pos,
+            message,
+            hint: None,
+        }
     }
 
     pub fn with_hint(mut self, hint: Msg) -> Self {
@@ -160,7 +182,10 @@ impl Report {
     }
 
     fn count(&self, severity: Severity) -> usize {
-        self.diagnostics.iter().filter(|d| d.severity == severity).count()
+        self.diagnostics
+            .iter()
+            .filter(|d| d.severity == severity)
+            .count()
     }
 
     pub fn has_errors(&self) -> bool {
@@ -169,7 +194,8 @@ impl Report {
 
     /// Orders problems by file, then position, so the output reads top to bottom.
     pub fn sort(&mut self) {
-        self.diagnostics.sort_by(|a, b| a.pos.cmp(&b.pos).then(a.severity.cmp(&b.severity)));
+        self.diagnostics
+            .sort_by(|a, b| a.pos.cmp(&b.pos).then(a.severity.cmp(&b.severity)));
     }
 
     /// Every diagnostic with its quoted source line, caret and hint.
@@ -200,7 +226,12 @@ impl Report {
             );
         }
         if let Some(hint) = &d.hint {
-            let _ = writeln!(out, "  = {}: {}", tr(lang, "diag.label.hint", &[]), hint.render(lang));
+            let _ = writeln!(
+                out,
+                "  = {}: {}",
+                tr(lang, "diag.label.hint", &[]),
+                hint.render(lang)
+            );
         }
     }
 }
@@ -214,7 +245,11 @@ fn caret_line(line: &str, col: u32, len: u32) -> (String, usize, usize) {
     let mut caret_len = 0;
     for (index, ch) in line.chars().enumerate() {
         let ch = if ch == '\t' { ' ' } else { ch };
-        let width = if ch.is_control() { 0 } else { ch.width().unwrap_or(0) };
+        let width = if ch.is_control() {
+            0
+        } else {
+            ch.width().unwrap_or(0)
+        };
         if index < start {
             caret_col += width;
         } else if index < start + len as usize {
@@ -245,8 +280,11 @@ mod tests {
         let mut report = Report::default();
         report.add_source("a.yaml", "id: x\n名称: tittle\n".to_owned());
         report.push(
-            Diagnostic::error(Pos::new("a.yaml", 2, 5, 6), Msg::new("diag.unknown_field").arg("field", "tittle"))
-                .with_hint(Msg::new("diag.hint.did_you_mean").arg("name", "title")),
+            Diagnostic::error(
+                Pos::new("a.yaml", 2, 5, 6),
+                Msg::new("diag.unknown_field").arg("field", "tittle"),
+            )
+            .with_hint(Msg::new("diag.hint.did_you_mean").arg("name", "title")),
         );
         let text = report.render(Lang::En);
         let lines: Vec<&str> = text.lines().collect();

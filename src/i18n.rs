@@ -33,7 +33,11 @@ impl Lang {
         let lower = tag.to_ascii_lowercase();
         if lower.starts_with("zh") {
             Some(Lang::Zh)
-        } else if lower.starts_with("en") || lower == "c" || lower.starts_with("c.") || lower == "posix" {
+        } else if lower.starts_with("en")
+            || lower == "c"
+            || lower.starts_with("c.")
+            || lower == "posix"
+        {
             Some(Lang::En)
         } else {
             None
@@ -55,7 +59,10 @@ impl Lang {
                 }
             }
         }
-        posix.as_deref().and_then(Lang::from_tag).unwrap_or_default()
+        posix
+            .as_deref()
+            .and_then(Lang::from_tag)
+            .unwrap_or_default()
     }
 }
 
@@ -80,7 +87,12 @@ mod tests {
     use super::*;
 
     fn env<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
-        move |name| pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| (*v).to_owned())
+        move |name| {
+            pairs
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| (*v).to_owned())
+        }
     }
 
     #[test]
@@ -91,7 +103,10 @@ mod tests {
 
     #[test]
     fn lc_all_overrides_lang() {
-        assert_eq!(Lang::from_env(env(&[("LANG", "zh_CN.UTF-8"), ("LC_ALL", "en_US.UTF-8")])), Lang::En);
+        assert_eq!(
+            Lang::from_env(env(&[("LANG", "zh_CN.UTF-8"), ("LC_ALL", "en_US.UTF-8")])),
+            Lang::En
+        );
     }
 
     #[test]

@@ -69,8 +69,11 @@ pub fn read_sources(dir: &Path, report: &mut Report) -> SiteSources {
         sources.site = read_text(dir, &site_path, report);
     } else {
         report.push(
-            Diagnostic::error(Pos::file(SITE_FILE), Msg::new("load.no_site_file").arg("dir", dir.display()))
-                .with_hint(Msg::new("load.no_site_file.hint")),
+            Diagnostic::error(
+                Pos::file(SITE_FILE),
+                Msg::new("load.no_site_file").arg("dir", dir.display()),
+            )
+            .with_hint(Msg::new("load.no_site_file.hint")),
         );
     }
     for path in yaml_files(&dir.join(PROFILE_DIR), report, dir) {
@@ -111,7 +114,11 @@ fn yaml_files(folder: &Path, report: &mut Report, dir: &Path) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = entries
         .filter_map(|entry| entry.ok().map(|e| e.path()))
         .filter(|path| {
-            path.is_file() && matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
+            path.is_file()
+                && matches!(
+                    path.extension().and_then(|e| e.to_str()),
+                    Some("yaml" | "yml")
+                )
         })
         .collect();
     files.sort();
@@ -130,7 +137,10 @@ fn read_text(dir: &Path, path: &Path, report: &mut Report) -> Option<SourceFile>
     let bytes = match std::fs::read(path) {
         Ok(bytes) => bytes,
         Err(e) => {
-            report.push(Diagnostic::error(Pos::file(&name), Msg::new("load.unreadable").arg("reason", e)));
+            report.push(Diagnostic::error(
+                Pos::file(&name),
+                Msg::new("load.unreadable").arg("reason", e),
+            ));
             return None;
         }
     };

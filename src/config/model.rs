@@ -44,7 +44,9 @@ impl Model {
 
     /// Every item of every playlist, with the playlist it belongs to.
     pub fn items(&self) -> impl Iterator<Item = (&Playlist, &Item)> {
-        self.playlists.iter().flat_map(|p| p.items.iter().map(move |i| (p, i)))
+        self.playlists
+            .iter()
+            .flat_map(|p| p.items.iter().map(move |i| (p, i)))
     }
 
     pub fn item(&self, id: &str) -> Option<(&Playlist, &Item)> {
@@ -120,7 +122,10 @@ pub struct Profile {
 pub enum FontRef {
     Builtin(BuiltinFont),
     /// Path relative to the site directory, and the pixel size for scalable fonts.
-    File { path: String, size: Option<u32> },
+    File {
+        path: String,
+        size: Option<u32>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -161,16 +166,23 @@ pub struct Display {
     pub profile: ProfileIdx,
     pub link: Link,
     pub groups: Vec<String>,
-    /// Line of the display's `id` in the site file, for messages about it.
+    /// Line and column of the display's `id` in the site file, for messages about it.
     pub line: u32,
+    pub col: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Link {
     Simulated,
-    Serial { port: String, baud: u32, address: u8 },
+    Serial {
+        port: String,
+        baud: u32,
+        address: u8,
+    },
     /// Topic below the site's MQTT prefix.
-    Mqtt { topic: String },
+    Mqtt {
+        topic: String,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -206,7 +218,8 @@ pub struct Validity {
 
 impl Validity {
     pub fn contains(&self, t: &DateTime<Tz>) -> bool {
-        self.from.as_ref().is_none_or(|from| from <= t) && self.until.as_ref().is_none_or(|until| t < until)
+        self.from.as_ref().is_none_or(|from| from <= t)
+            && self.until.as_ref().is_none_or(|until| t < until)
     }
 }
 
@@ -239,7 +252,12 @@ pub struct Show {
 
 impl Default for Show {
     fn default() -> Self {
-        Show { mode: ShowMode::Page, dwell: Duration::from_secs(8), speed: 32.0, passes: 1 }
+        Show {
+            mode: ShowMode::Page,
+            dwell: Duration::from_secs(8),
+            speed: 32.0,
+            passes: 1,
+        }
     }
 }
 

@@ -12,7 +12,9 @@ use chrono_tz::Tz;
 use serde::de::DeserializeOwned;
 
 use super::model::*;
-use super::raw::{self, Located, RawDisplay, RawItem, RawPlaylist, RawProfile, RawShow, RawSite, RawValidity};
+use super::raw::{
+    self, Located, RawDisplay, RawItem, RawPlaylist, RawProfile, RawShow, RawSite, RawValidity,
+};
 use super::values::{self, CronProblem, DurationError, FieldReason};
 use super::yaml_errors::{self, closest};
 use super::{Loaded, SiteSources, SourceFile};
@@ -25,7 +27,11 @@ pub const DEFAULT_ADMIN: &str = "127.0.0.1:8640";
 
 /// Parses and validates every file of a site, adding problems to `report`.
 pub fn check(sources: SiteSources, report: Report) -> Loaded {
-    let mut cx = Checker { report, fonts: sources.fonts.into_iter().collect() };
+    let mut cx = Checker {
+        report,
+        fonts: sources.fonts.into_iter().collect(),
+        dropped_names: HashSet::new(),
+    };
 
     let site = sources.site.and_then(|file| cx.parse::<RawSite>(file));
     let mut profile_files = Vec::new();
@@ -39,33 +45,55 @@ pub fn check(sources: SiteSources, report: Report) -> Loaded {
             }
         }
     }
-    let playlist_files: Vec<(String, RawPlaylist)> =
-        sources.playlists.into_iter().filter_map(|file| cx.parse::<RawPlaylist>(file)).collect();
+    let playlist_files: Vec<(String, RawPlaylist)> = sources
+        .playlists
+        .into_iter()
+        .filter_map(|file| cx.parse::<RawPlaylist>(file))
+        .collect();
 
-    let profiles: Vec<Profile> =
-        profile_files.into_iter().filter_map(|(id, file, raw)| cx.profile(id, &file, raw)).collect();
+    let profiles: Vec<Profile> = profile_files
+        .into_iter()
+        .filter_map(|(id, file, raw)| cx.profile(id, &file, raw))
+        .collect();
 
     let Some((site_file, raw_site)) = site else {
         // Without the site file there are no displays to resolve targets against; the
         // playlists were still parsed above, so their syntax errors are reported.
         cx.report.sort();
-        return Loaded { model: None, report: cx.report };
+        return Loaded {
+            model: None,
+            report: cx.report,
+        };
     };
-    let known = Known { profiles: &profiles, broken_profiles: &broken_profiles };
+    let known = Known {
+        profiles: &profiles,
+        broken_profiles: &broken_profiles,
+    };
     let (site, displays, groups) = cx.site(&site_file, raw_site, &known);
     let playlists = cx.playlists(playlist_files, &site, &displays, &groups, &profiles);
 
-    let model = Model { site, profiles, displays, groups, playlists };
+    let model = Model {
+        site,
+        profiles,
+        displays,
+        groups,
+        playlists,
+    };
     cx.unused_displays(&model, &site_file);
     cx.report.sort();
     let model = (!cx.report.has_errors()).then_some(model);
-    Loaded { model, report: cx.report }
+    Loaded {
+        model,
+        report: cx.report,
+    }
 }
 
 /// A profile's id is its file name without the extension.
 fn profile_id(file: &str) -> String {
     let name = file.rsplit('/').next().unwrap_or(file);
-    name.trim_end_matches(".yaml").trim_end_matches(".yml").to_owned()
+    name.trim_end_matches(".yaml")
+        .trim_end_matches(".yml")
+        .to_owned()
 }
 
 struct Known<'a> {
@@ -77,6 +105,9 @@ struct Known<'a> {
 struct Checker {
     report: Report,
     fonts: HashSet<String>,
+    /// Display ids and group names written in the site file whose displays were left out of the
+    /// model because of an error already reported: targets naming them are not reported again.
+    dropped_names: HashSet<String>,
 }
 
 /// Ids appear in commands, MQTT topics and URLs: ASCII letters, digits, `-`, `_`, `.`.
@@ -89,14 +120,12 @@ fn is_valid_id(id: &str) -> bool {
 impl Checker {
     fn parse<T: DeserializeOwned>(&mut self, file: SourceFile) -> Option<(String, T)> {
         let result = serde_saphyr::from_str::<T>(&file.text);
-        self.report.add_source(&file.name, file.text);
-        match result {
-            Ok(value) => Some((file.name, value)),
-            Err(error) => {
-                self.report.push(yaml_errors::diagnostic(&file.name, &error));
-                None
-            }
+        if let Err(error) = &result {
+            self.report
+                .push(yaml_errors::diagnostic(&file.name, &file.text, error));
         }
+        self.report.add_source(&file.name, file.text);
+        result.ok().map(|value| (file.name, value))
     }
 
     fn pos<T>(&self, file: &str, at: &Located<T>) -> Pos {
@@ -117,8 +146,14 @@ impl Checker {
 
     fn check_id(&mut self, file: &str, id: &Located<String>, what: &'static str) {
         if !is_valid_id(id) {
-            self.error(file, id, Msg::new("check.bad_id").arg("id", id.as_str()).arg_msg("what", Msg::new(what)))
-                .hint = Some(Msg::new("check.bad_id.hint"));
+            self.error(
+                file,
+                id,
+                Msg::new("check.bad_id")
+                    .arg("id", id.as_str())
+                    .arg_msg("what", Msg::new(what)),
+            )
+            .hint = Some(Msg::new("check.bad_id.hint"));
         }
     }
 
@@ -128,14 +163,25 @@ impl Checker {
         let mut ok = true;
         if !is_valid_id(&id) {
             self.report.push(
-                Diagnostic::error(Pos::file(file), Msg::new("check.bad_profile_file_name").arg("id", &id))
-                    .with_hint(Msg::new("check.bad_id.hint")),
+                Diagnostic::error(
+                    Pos::file(file),
+                    Msg::new("check.bad_profile_file_name").arg("id", &id),
+                )
+                .with_hint(Msg::new("check.bad_id.hint")),
             );
             ok = false;
         }
-        for (dimension, value) in [(&raw.width, "width"), (&raw.height, "height")].map(|(v, n)| (n, v)) {
+        for (dimension, value) in
+            [(&raw.width, "width"), (&raw.height, "height")].map(|(v, n)| (n, v))
+        {
             if **value == 0 || **value > 16_384 {
-                self.error(file, value, Msg::new("check.bad_dimension").arg("field", dimension).arg("value", **value));
+                self.error(
+                    file,
+                    value,
+                    Msg::new("check.bad_dimension")
+                        .arg("field", dimension)
+                        .arg("value", **value),
+                );
                 ok = false;
             }
         }
@@ -146,12 +192,18 @@ impl Checker {
             self.error(file, &raw.protocol, Msg::new("check.stream_needs_rgb888"));
             ok = false;
         }
-        if protocol == Protocol::Bx5k && matches!(raw.pixel, PixelFormat::Rgb565 | PixelFormat::Rgb888) {
+        if protocol == Protocol::Bx5k
+            && matches!(raw.pixel, PixelFormat::Rgb565 | PixelFormat::Rgb888)
+        {
             self.error(file, &raw.protocol, Msg::new("check.bx5k_colours"));
             ok = false;
         }
         let wiring = match (&raw.wiring, pixel_stream) {
-            (Some(w), _) => Some(Wiring { layout: w.layout, origin: w.origin, order: w.order }),
+            (Some(w), _) => Some(Wiring {
+                layout: w.layout,
+                origin: w.origin,
+                order: w.order,
+            }),
             (None, true) => {
                 self.error(file, &raw.protocol, Msg::new("check.stream_needs_wiring"))
                     .hint = Some(Msg::new("check.stream_needs_wiring.hint"));
@@ -162,7 +214,13 @@ impl Checker {
         };
         let brightness = match &raw.brightness {
             Some(b) if b.min > *b.max => {
-                self.error(file, &b.max, Msg::new("check.brightness_range").arg("min", b.min).arg("max", *b.max));
+                self.error(
+                    file,
+                    &b.max,
+                    Msg::new("check.brightness_range")
+                        .arg("min", b.min)
+                        .arg("max", *b.max),
+                );
                 ok = false;
                 0..=0
             }
@@ -179,7 +237,11 @@ impl Checker {
             led_color: raw.led_color.unwrap_or(LedColor::Red),
             font,
             protocol,
-            bauds: raw.serial.as_ref().map(|s| s.bauds.clone()).unwrap_or_default(),
+            bauds: raw
+                .serial
+                .as_ref()
+                .map(|s| s.bauds.clone())
+                .unwrap_or_default(),
             buffer: raw.serial.as_ref().and_then(|s| s.buffer),
             local_pages: raw.local_playback.pages,
             local_scroll: raw.local_playback.scroll,
@@ -192,18 +254,30 @@ impl Checker {
         let name = raw.font.trim();
         if let Some(builtin) = BuiltinFont::from_name(name) {
             if let Some(size) = &raw.font_size {
-                self.warning(file, size, Msg::new("check.font_size_ignored").arg("font", name));
+                self.warning(
+                    file,
+                    size,
+                    Msg::new("check.font_size_ignored").arg("font", name),
+                );
             }
             return Some(FontRef::Builtin(builtin));
         }
-        let path = if name.starts_with("fonts/") { name.to_owned() } else { format!("fonts/{name}") };
+        let path = if name.starts_with("fonts/") {
+            name.to_owned()
+        } else {
+            format!("fonts/{name}")
+        };
         let scalable = path.ends_with(".ttf") || path.ends_with(".otf");
         if !(scalable || path.ends_with(".bdf")) || !self.fonts.contains(&path) {
             let builtins = BuiltinFont::ALL.iter().map(|(n, _)| *n);
             let suggestion = closest(name, builtins.chain(self.fonts.iter().map(|f| f.as_str())))
                 .map(str::to_owned);
             let names: Vec<&str> = BuiltinFont::ALL.iter().map(|(n, _)| *n).collect();
-            let diagnostic = self.error(file, &raw.font, Msg::new("check.unknown_font").arg("font", name));
+            let diagnostic = self.error(
+                file,
+                &raw.font,
+                Msg::new("check.unknown_font").arg("font", name),
+            );
             diagnostic.hint = Some(match suggestion {
                 Some(best) => Msg::new("diag.hint.did_you_mean").arg("name", best),
                 None => Msg::new("check.unknown_font.hint").arg("list", names.join(", ")),
@@ -212,7 +286,11 @@ impl Checker {
         }
         let size = raw.font_size.as_ref().map(|s| **s);
         if scalable && size.is_none() {
-            self.error(file, &raw.font, Msg::new("check.font_size_missing").arg("font", name));
+            self.error(
+                file,
+                &raw.font,
+                Msg::new("check.font_size_missing").arg("font", name),
+            );
             return None;
         }
         Some(FontRef::File { path, size })
@@ -227,7 +305,11 @@ impl Checker {
         known: &Known<'_>,
     ) -> (Site, Vec<Display>, BTreeMap<String, Vec<DisplayIdx>>) {
         if raw.site.trim().is_empty() {
-            self.error(file, &raw.site, Msg::new("check.empty").arg("field", "site"));
+            self.error(
+                file,
+                &raw.site,
+                Msg::new("check.empty").arg("field", "site"),
+            );
         }
         let timezone = match &raw.timezone {
             None => DEFAULT_TIMEZONE,
@@ -239,13 +321,20 @@ impl Checker {
                         Some(best) => Msg::new("diag.hint.did_you_mean").arg("name", best),
                         None => Msg::new("check.unknown_timezone.hint"),
                     };
-                    self.error(file, name, Msg::new("check.unknown_timezone").arg("name", name.as_str())).hint =
-                        Some(hint);
+                    self.error(
+                        file,
+                        name,
+                        Msg::new("check.unknown_timezone").arg("name", name.as_str()),
+                    )
+                    .hint = Some(hint);
                     DEFAULT_TIMEZONE
                 }
             },
         };
-        let mqtt = raw.mqtt.as_ref().and_then(|m| self.mqtt(file, m, &raw.site));
+        let mqtt = raw
+            .mqtt
+            .as_ref()
+            .and_then(|m| self.mqtt(file, m, &raw.site));
         let sms = raw.sms.as_ref().and_then(|s| {
             let signature = s.signature.trim();
             if signature.is_empty() || signature.contains(['【', '】']) {
@@ -254,17 +343,26 @@ impl Checker {
             }
             Some(Sms {
                 signature: signature.to_owned(),
-                outbox: s.outbox.clone().unwrap_or_else(|| "var/sms-outbox.jsonl".to_owned()),
+                outbox: s
+                    .outbox
+                    .clone()
+                    .unwrap_or_else(|| "var/sms-outbox.jsonl".to_owned()),
             })
         });
         let admin = match &raw.admin {
             Some(listener) => self.listener(file, listener),
-            None => SocketAddr::from_str(DEFAULT_ADMIN).ok().map(|addr| Listener { addr, token: None }),
+            None => SocketAddr::from_str(DEFAULT_ADMIN)
+                .ok()
+                .map(|addr| Listener { addr, token: None }),
         };
         let public = raw.public.as_ref().and_then(|l| self.listener(file, l));
 
-        let (displays, groups) = self.displays(file, &raw.displays, known, raw.simulate, mqtt.is_some());
-        let fallback_admin = Listener { addr: SocketAddr::from(([127, 0, 0, 1], 8640)), token: None };
+        let (displays, groups) =
+            self.displays(file, &raw.displays, known, raw.simulate, mqtt.is_some());
+        let fallback_admin = Listener {
+            addr: SocketAddr::from(([127, 0, 0, 1], 8640)),
+            token: None,
+        };
         let site = Site {
             name: raw.site.trim().to_owned(),
             timezone,
@@ -296,46 +394,77 @@ impl Checker {
 
     fn mqtt(&mut self, file: &str, raw: &raw::RawMqtt, site: &Located<String>) -> Option<Mqtt> {
         let url = raw.broker.trim();
-        let (tls, rest) = if let Some(rest) = url.strip_prefix("mqtts://").or(url.strip_prefix("ssl://")) {
-            (true, rest)
-        } else if let Some(rest) = url.strip_prefix("mqtt://").or(url.strip_prefix("tcp://")) {
-            (false, rest)
-        } else {
-            self.error(file, &raw.broker, Msg::new("check.mqtt_url").arg("url", url)).hint =
-                Some(Msg::new("check.mqtt_url.hint"));
-            return None;
-        };
+        let (tls, rest) =
+            if let Some(rest) = url.strip_prefix("mqtts://").or(url.strip_prefix("ssl://")) {
+                (true, rest)
+            } else if let Some(rest) = url.strip_prefix("mqtt://").or(url.strip_prefix("tcp://")) {
+                (false, rest)
+            } else {
+                self.error(
+                    file,
+                    &raw.broker,
+                    Msg::new("check.mqtt_url").arg("url", url),
+                )
+                .hint = Some(Msg::new("check.mqtt_url.hint"));
+                return None;
+            };
         let rest = rest.trim_end_matches('/');
         let default_port = if tls { 8883 } else { 1883 };
         let (host, port) = match rest.rsplit_once(':') {
-            Some((host, port)) if !host.ends_with(']') || host.starts_with('[') => match port.parse::<u16>() {
-                Ok(port) => (host, port),
-                Err(_) => {
-                    self.error(file, &raw.broker, Msg::new("check.mqtt_url").arg("url", url)).hint =
-                        Some(Msg::new("check.mqtt_url.hint"));
-                    return None;
+            Some((host, port)) if !host.ends_with(']') || host.starts_with('[') => {
+                match port.parse::<u16>() {
+                    Ok(port) => (host, port),
+                    Err(_) => {
+                        self.error(
+                            file,
+                            &raw.broker,
+                            Msg::new("check.mqtt_url").arg("url", url),
+                        )
+                        .hint = Some(Msg::new("check.mqtt_url.hint"));
+                        return None;
+                    }
                 }
-            },
+            }
             _ => (rest, default_port),
         };
         if host.is_empty() {
-            self.error(file, &raw.broker, Msg::new("check.mqtt_url").arg("url", url)).hint =
-                Some(Msg::new("check.mqtt_url.hint"));
+            self.error(
+                file,
+                &raw.broker,
+                Msg::new("check.mqtt_url").arg("url", url),
+            )
+            .hint = Some(Msg::new("check.mqtt_url.hint"));
             return None;
         }
-        let topic_prefix = raw.topic_prefix.as_ref().map_or("gongkai", |p| p.trim()).trim_matches('/').to_owned();
+        let topic_prefix = raw
+            .topic_prefix
+            .as_ref()
+            .map_or("gongkai", |p| p.trim())
+            .trim_matches('/')
+            .to_owned();
         if let Some(prefix) = &raw.topic_prefix {
             if topic_prefix.is_empty() || topic_prefix.contains(['+', '#']) {
-                self.error(file, prefix, Msg::new("check.mqtt_topic").arg("topic", prefix.as_str()));
+                self.error(
+                    file,
+                    prefix,
+                    Msg::new("check.mqtt_topic").arg("topic", prefix.as_str()),
+                );
             }
         }
         let password = self.secret(file, &raw.password_env, &raw.password_file);
         let client_id = raw.client_id.clone().unwrap_or_else(|| {
             let ascii: String = site.chars().filter(|c| c.is_ascii_alphanumeric()).collect();
-            if ascii.is_empty() { "gongkai".to_owned() } else { format!("gongkai-{ascii}") }
+            if ascii.is_empty() {
+                "gongkai".to_owned()
+            } else {
+                format!("gongkai-{ascii}")
+            }
         });
         Some(Mqtt {
-            host: host.trim_start_matches('[').trim_end_matches(']').to_owned(),
+            host: host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_owned(),
             port,
             tls,
             client_id,
@@ -349,15 +478,23 @@ impl Checker {
         let addr = match SocketAddr::from_str(raw.listen.trim()) {
             Ok(addr) => addr,
             Err(_) => {
-                self.error(file, &raw.listen, Msg::new("check.listen").arg("addr", raw.listen.as_str())).hint =
-                    Some(Msg::new("check.listen.hint"));
+                self.error(
+                    file,
+                    &raw.listen,
+                    Msg::new("check.listen").arg("addr", raw.listen.as_str()),
+                )
+                .hint = Some(Msg::new("check.listen.hint"));
                 return None;
             }
         };
         let token = self.secret(file, &raw.token_env, &raw.token_file);
         if !addr.ip().is_loopback() && token.is_none() {
-            self.error(file, &raw.listen, Msg::new("check.listen_needs_token").arg("addr", addr)).hint =
-                Some(Msg::new("check.listen_needs_token.hint"));
+            self.error(
+                file,
+                &raw.listen,
+                Msg::new("check.listen_needs_token").arg("addr", addr),
+            )
+            .hint = Some(Msg::new("check.listen_needs_token.hint"));
         }
         Some(Listener { addr, token })
     }
@@ -380,8 +517,15 @@ impl Checker {
         for d in raw {
             self.check_id(file, &d.id, "what.display");
             if let Some(line) = first_seen.insert(d.id.as_str(), d.id.line()) {
-                self.error(file, &d.id, Msg::new("check.duplicate_id").arg("id", d.id.as_str())).hint =
-                    Some(Msg::new("check.duplicate_id.hint").arg("place", format!("{file}:{line}")));
+                self.dropped_names.insert(d.id.to_string());
+                self.error(
+                    file,
+                    &d.id,
+                    Msg::new("check.duplicate_id").arg("id", d.id.as_str()),
+                )
+                .hint = Some(
+                    Msg::new("check.duplicate_id.hint").arg("place", format!("{file}:{line}")),
+                );
                 continue;
             }
             let profile = known.profiles.iter().position(|p| p.id == *d.profile);
@@ -389,23 +533,42 @@ impl Checker {
                 let names = known.profiles.iter().map(|p| p.id.as_str());
                 let hint = match closest(&d.profile, names) {
                     Some(best) => Msg::new("diag.hint.did_you_mean").arg("name", best),
-                    None => Msg::new("check.unknown_profile.hint").arg("file", format!("hw-profiles/{}.yaml", *d.profile)),
+                    None => Msg::new("check.unknown_profile.hint")
+                        .arg("file", format!("hw-profiles/{}.yaml", *d.profile)),
                 };
-                self.error(file, &d.profile, Msg::new("check.unknown_profile").arg("name", d.profile.as_str())).hint =
-                    Some(hint);
+                self.error(
+                    file,
+                    &d.profile,
+                    Msg::new("check.unknown_profile").arg("name", d.profile.as_str()),
+                )
+                .hint = Some(hint);
             }
-            let link = self.link(file, d, profile.map(|p| &known.profiles[p]), have_mqtt, &mut buses);
+            let link = self.link(
+                file,
+                d,
+                profile.map(|p| &known.profiles[p]),
+                have_mqtt,
+                &mut buses,
+            );
             let mut display_groups = Vec::new();
             for group in &d.groups {
                 if !is_valid_id(group) {
                     self.check_id(file, group, "what.group");
                 } else if display_ids.contains(group.as_str()) {
-                    self.error(file, group, Msg::new("check.group_is_display").arg("name", group.as_str()));
+                    self.error(
+                        file,
+                        group,
+                        Msg::new("check.group_is_display").arg("name", group.as_str()),
+                    );
                 } else if !display_groups.contains(&group.to_string()) {
                     display_groups.push(group.to_string());
                 }
             }
-            let (Some(profile), Some(link)) = (profile, link) else { continue };
+            let (Some(profile), Some(link)) = (profile, link) else {
+                self.dropped_names.insert(d.id.to_string());
+                self.dropped_names.extend(display_groups);
+                continue;
+            };
             let index = displays.len();
             for group in &display_groups {
                 groups.entry(group.clone()).or_default().push(index);
@@ -418,6 +581,7 @@ impl Checker {
                 link: if simulate_all { Link::Simulated } else { link },
                 groups: display_groups,
                 line: d.id.line(),
+                col: d.id.col(),
             });
         }
         (displays, groups)
@@ -432,51 +596,81 @@ impl Checker {
         buses: &mut HashMap<String, Bus>,
     ) -> Option<Link> {
         let link = &d.link;
-        let kinds = [link.serial.is_some(), link.mqtt.is_some(), link.simulated.as_ref().is_some_and(|s| **s)];
+        let kinds = [
+            link.serial.is_some(),
+            link.mqtt.is_some(),
+            link.simulated.as_ref().is_some_and(|s| **s),
+        ];
         if kinds.iter().filter(|k| **k).count() != 1 {
-            self.error(file, link, Msg::new("check.link_kind")).hint = Some(Msg::new("check.link_kind.hint"));
+            self.error(file, link, Msg::new("check.link_kind")).hint =
+                Some(Msg::new("check.link_kind.hint"));
             return None;
         }
         if let Some(topic) = &link.mqtt {
             if topic.trim().is_empty() || topic.contains(['+', '#']) {
-                self.error(file, topic, Msg::new("check.mqtt_topic").arg("topic", topic.as_str()));
+                self.error(
+                    file,
+                    topic,
+                    Msg::new("check.mqtt_topic").arg("topic", topic.as_str()),
+                );
                 return None;
             }
             if !have_mqtt {
-                self.error(file, topic, Msg::new("check.mqtt_missing")).hint = Some(Msg::new("check.mqtt_missing.hint"));
+                self.error(file, topic, Msg::new("check.mqtt_missing")).hint =
+                    Some(Msg::new("check.mqtt_missing.hint"));
                 return None;
             }
-            return Some(Link::Mqtt { topic: topic.trim().trim_matches('/').to_owned() });
+            return Some(Link::Mqtt {
+                topic: topic.trim().trim_matches('/').to_owned(),
+            });
         }
-        let Some(port) = &link.serial else { return Some(Link::Simulated) };
+        let Some(port) = &link.serial else {
+            return Some(Link::Simulated);
+        };
         let (Some(baud), Some(address)) = (&link.baud, &link.address) else {
-            self.error(file, link, Msg::new("check.serial_incomplete")).hint = Some(Msg::new("check.link_kind.hint"));
+            self.error(file, link, Msg::new("check.serial_incomplete"))
+                .hint = Some(Msg::new("check.link_kind.hint"));
             return None;
         };
         let mut ok = true;
         if let Some(profile) = profile {
             if profile.protocol == Protocol::Png {
-                self.error(file, port, Msg::new("check.png_over_serial").arg("profile", &profile.id));
+                self.error(
+                    file,
+                    port,
+                    Msg::new("check.png_over_serial").arg("profile", &profile.id),
+                );
                 ok = false;
             } else if profile.bauds.is_empty() {
-                self.error(file, port, Msg::new("check.profile_no_serial").arg("profile", &profile.id));
+                self.error(
+                    file,
+                    port,
+                    Msg::new("check.profile_no_serial").arg("profile", &profile.id),
+                );
                 ok = false;
             } else if !profile.bauds.contains(baud) {
                 let list: Vec<String> = profile.bauds.iter().map(u32::to_string).collect();
                 self.error(
                     file,
                     baud,
-                    Msg::new("check.baud_unsupported").arg("baud", **baud).arg("profile", &profile.id),
+                    Msg::new("check.baud_unsupported")
+                        .arg("baud", **baud)
+                        .arg("profile", &profile.id),
                 )
                 .hint = Some(Msg::new("check.baud_unsupported.hint").arg("list", list.join(", ")));
                 ok = false;
             }
         }
         if !(1..=254).contains(&**address) {
-            self.error(file, address, Msg::new("check.address_range").arg("address", **address));
+            self.error(
+                file,
+                address,
+                Msg::new("check.address_range").arg("address", **address),
+            );
             ok = false;
         }
-        let addressable = profile.is_none_or(|p| matches!(p.protocol, Protocol::Gongkai | Protocol::Bx5k));
+        let addressable =
+            profile.is_none_or(|p| matches!(p.protocol, Protocol::Gongkai | Protocol::Bx5k));
         let key = port.trim().to_owned();
         match buses.get_mut(&key) {
             None => {
@@ -492,20 +686,32 @@ impl Checker {
             }
             Some(bus) => {
                 if bus.baud != **baud {
-                    self.error(file, baud, Msg::new("check.bus_baud").arg("port", &key).arg("baud", bus.baud)).hint =
-                        Some(Msg::new("check.bus_first").arg("place", &bus.first));
+                    self.error(
+                        file,
+                        baud,
+                        Msg::new("check.bus_baud")
+                            .arg("port", &key)
+                            .arg("baud", bus.baud),
+                    )
+                    .hint = Some(Msg::new("check.bus_first").arg("place", &bus.first));
                     ok = false;
                 }
                 if !(bus.addressable && addressable) {
-                    self.error(file, port, Msg::new("check.bus_not_addressable").arg("port", &key)).hint =
-                        Some(Msg::new("check.bus_first").arg("place", &bus.first));
+                    self.error(
+                        file,
+                        port,
+                        Msg::new("check.bus_not_addressable").arg("port", &key),
+                    )
+                    .hint = Some(Msg::new("check.bus_first").arg("place", &bus.first));
                     ok = false;
                 }
                 if let Some(other) = bus.addresses.get(&**address) {
                     self.error(
                         file,
                         address,
-                        Msg::new("check.bus_address_taken").arg("address", **address).arg("other", other),
+                        Msg::new("check.bus_address_taken")
+                            .arg("address", **address)
+                            .arg("other", other),
                     );
                     ok = false;
                 } else {
@@ -514,7 +720,11 @@ impl Checker {
             }
         }
         let address = u8::try_from(**address).ok()?;
-        ok.then(|| Link::Serial { port: key_of(port), baud: **baud, address })
+        ok.then(|| Link::Serial {
+            port: key_of(port),
+            baud: **baud,
+            address,
+        })
     }
 
     // -- playlists ---------------------------------------------------------------------------
@@ -535,23 +745,46 @@ impl Checker {
             self.check_id(&file, &raw.id, "what.playlist");
             let place = format!("{file}:{}", raw.id.line());
             if let Some(first) = playlist_ids.insert(raw.id.to_string(), place) {
-                self.error(&file, &raw.id, Msg::new("check.duplicate_id").arg("id", raw.id.as_str())).hint =
-                    Some(Msg::new("check.duplicate_id.hint").arg("place", first));
+                self.error(
+                    &file,
+                    &raw.id,
+                    Msg::new("check.duplicate_id").arg("id", raw.id.as_str()),
+                )
+                .hint = Some(Msg::new("check.duplicate_id.hint").arg("place", first));
             }
             let targets = self.targets(&file, &raw, displays, groups);
-            let windows: Vec<Window> = raw.when.iter().filter_map(|w| self.window(&file, w, site.timezone)).collect();
+            let windows: Vec<Window> = raw
+                .when
+                .iter()
+                .filter_map(|w| self.window(&file, w, site.timezone))
+                .collect();
             if raw.items.is_empty() {
-                self.error(&file, &raw.id, Msg::new("check.empty_playlist").arg("id", raw.id.as_str())).hint =
-                    Some(Msg::new("check.empty_playlist.hint"));
+                self.error(
+                    &file,
+                    &raw.id,
+                    Msg::new("check.empty_playlist").arg("id", raw.id.as_str()),
+                )
+                .hint = Some(Msg::new("check.empty_playlist.hint"));
             }
-            let target_profiles: Vec<&Profile> = targets.iter().map(|&d| &profiles[displays[d].profile]).collect();
-            let default_show = raw.show.as_ref().map(|s| self.show(&file, s, Show::default())).unwrap_or_default();
+            let target_profiles: Vec<&Profile> = targets
+                .iter()
+                .map(|&d| &profiles[displays[d].profile])
+                .collect();
+            let default_show = raw
+                .show
+                .as_ref()
+                .map(|s| self.show(&file, s, Show::default()))
+                .unwrap_or_default();
             let mut items = Vec::with_capacity(raw.items.len());
             for item in &raw.items {
                 let place = format!("{file}:{}", item.id.line());
                 if let Some(first) = item_ids.insert(item.id.to_string(), place) {
-                    self.error(&file, &item.id, Msg::new("check.duplicate_id").arg("id", item.id.as_str())).hint =
-                        Some(Msg::new("check.duplicate_id.hint").arg("place", first));
+                    self.error(
+                        &file,
+                        &item.id,
+                        Msg::new("check.duplicate_id").arg("id", item.id.as_str()),
+                    )
+                    .hint = Some(Msg::new("check.duplicate_id.hint").arg("place", first));
                 }
                 if let Some(item) = self.item(&file, item, site, default_show, &target_profiles) {
                     items.push(item);
@@ -580,8 +813,12 @@ impl Checker {
         groups: &BTreeMap<String, Vec<DisplayIdx>>,
     ) -> Vec<DisplayIdx> {
         if raw.targets.is_empty() {
-            self.error(file, &raw.id, Msg::new("check.no_targets").arg("id", raw.id.as_str())).hint =
-                Some(Msg::new("check.no_targets.hint"));
+            self.error(
+                file,
+                &raw.id,
+                Msg::new("check.no_targets").arg("id", raw.id.as_str()),
+            )
+            .hint = Some(Msg::new("check.no_targets.hint"));
             return Vec::new();
         }
         let mut resolved = Vec::new();
@@ -591,13 +828,22 @@ impl Checker {
                 Some(index) => vec![index],
                 None => match groups.get(name) {
                     Some(members) => members.clone(),
+                    None if self.dropped_names.contains(name) => continue,
                     None => {
-                        let candidates = displays.iter().map(|d| d.id.as_str()).chain(groups.keys().map(String::as_str));
+                        let candidates = displays
+                            .iter()
+                            .map(|d| d.id.as_str())
+                            .chain(groups.keys().map(String::as_str));
                         let hint = match closest(name, candidates) {
                             Some(best) => Msg::new("diag.hint.did_you_mean").arg("name", best),
                             None => Msg::new("check.unknown_target.hint"),
                         };
-                        self.error(file, target, Msg::new("check.unknown_target").arg("name", name)).hint = Some(hint);
+                        self.error(
+                            file,
+                            target,
+                            Msg::new("check.unknown_target").arg("name", name),
+                        )
+                        .hint = Some(hint);
                         continue;
                     }
                 },
@@ -622,24 +868,45 @@ impl Checker {
         };
         let duration = match values::parse_duration(&raw.duration) {
             Ok(d) if d.is_zero() => {
-                self.error(file, &raw.duration, Msg::new("check.window_empty").arg("value", raw.duration.as_str()))
-                    .hint = Some(Msg::new("check.duration.hint"));
+                self.error(
+                    file,
+                    &raw.duration,
+                    Msg::new("check.window_empty").arg("value", raw.duration.as_str()),
+                )
+                .hint = Some(Msg::new("check.duration.hint"));
                 None
             }
             Ok(d) => Some(d),
             Err(DurationError::Negative) => {
-                self.error(file, &raw.duration, Msg::new("check.window_negative").arg("value", raw.duration.as_str()))
-                    .hint = Some(Msg::new("check.duration.hint"));
+                self.error(
+                    file,
+                    &raw.duration,
+                    Msg::new("check.window_negative").arg("value", raw.duration.as_str()),
+                )
+                .hint = Some(Msg::new("check.duration.hint"));
                 None
             }
             Err(_) => {
-                self.error(file, &raw.duration, Msg::new("check.bad_duration").arg("value", raw.duration.as_str()))
-                    .hint = Some(Msg::new("check.duration.hint"));
+                self.error(
+                    file,
+                    &raw.duration,
+                    Msg::new("check.bad_duration").arg("value", raw.duration.as_str()),
+                )
+                .hint = Some(Msg::new("check.duration.hint"));
                 None
             }
         };
-        let dates = raw.dates.as_ref().map(|v| self.validity(file, v, tz)).unwrap_or_default();
-        Some(Window { cron_text: raw.cron.trim().to_owned(), cron: cron?, duration: duration?, dates })
+        let dates = raw
+            .dates
+            .as_ref()
+            .map(|v| self.validity(file, v, tz))
+            .unwrap_or_default();
+        Some(Window {
+            cron_text: raw.cron.trim().to_owned(),
+            cron: cron?,
+            duration: duration?,
+            dates,
+        })
     }
 
     /// Points into the cron string at the field that is wrong.
@@ -649,13 +916,21 @@ impl Checker {
         let mut pos = self.pos(file, at);
         let (message, hint) = match problem {
             CronProblem::FieldCount { found } => (
-                Msg::new("cron.field_count").arg("expr", at.as_str()).arg("found", found),
+                Msg::new("cron.field_count")
+                    .arg("expr", at.as_str())
+                    .arg("found", found),
                 Msg::new("cron.field_count.hint"),
             ),
-            CronProblem::Macro { name } => {
-                (Msg::new("cron.macro").arg("name", name), Msg::new("cron.macro.hint"))
-            }
-            CronProblem::Field { index, offset, text, reason } => {
+            CronProblem::Macro { name } => (
+                Msg::new("cron.macro").arg("name", name),
+                Msg::new("cron.macro.hint"),
+            ),
+            CronProblem::Field {
+                index,
+                offset,
+                text,
+                reason,
+            } => {
                 pos.col += quote + offset as u32;
                 pos.len = text.chars().count() as u32;
                 let field = values::CRON_FIELDS[index];
@@ -671,12 +946,16 @@ impl Checker {
                         .arg("value", value)
                         .arg("min", field.min)
                         .arg("max", field.max),
-                    FieldReason::NotAValue { token } => Msg::new("cron.reason.not_value").arg("token", token),
-                    FieldReason::Backwards { start, end } => {
-                        Msg::new("cron.reason.backwards").arg("start", start).arg("end", end)
+                    FieldReason::NotAValue { token } => {
+                        Msg::new("cron.reason.not_value").arg("token", token)
                     }
+                    FieldReason::Backwards { start, end } => Msg::new("cron.reason.backwards")
+                        .arg("start", start)
+                        .arg("end", end),
                     FieldReason::Step { step } => Msg::new("cron.reason.step").arg("step", step),
-                    FieldReason::NotCrontab { token } => Msg::new("cron.reason.not_crontab").arg("token", token),
+                    FieldReason::NotCrontab { token } => {
+                        Msg::new("cron.reason.not_crontab").arg("token", token)
+                    }
                 };
                 (
                     Msg::new("cron.bad_field")
@@ -688,15 +967,27 @@ impl Checker {
                 )
             }
         };
-        self.report.push(Diagnostic::error(pos, message).with_hint(hint));
+        self.report
+            .push(Diagnostic::error(pos, message).with_hint(hint));
     }
 
     fn validity(&mut self, file: &str, raw: &RawValidity, tz: Tz) -> Validity {
-        let from = raw.from.as_ref().and_then(|t| self.instant(file, t, tz, false));
-        let until = raw.until.as_ref().and_then(|t| self.instant(file, t, tz, true));
+        let from = raw
+            .from
+            .as_ref()
+            .and_then(|t| self.instant(file, t, tz, false));
+        let until = raw
+            .until
+            .as_ref()
+            .and_then(|t| self.instant(file, t, tz, true));
         if let (Some(from), Some(until), Some(at)) = (&from, &until, &raw.until) {
             if until <= from {
-                self.error(file, at, Msg::new("check.until_before_from").arg("until", at.as_str())).hint = Some(
+                self.error(
+                    file,
+                    at,
+                    Msg::new("check.until_before_from").arg("until", at.as_str()),
+                )
+                .hint = Some(
                     Msg::new("check.until_before_from.hint")
                         .arg("from", raw.from.as_ref().map_or("", |f| f.as_str())),
                 );
@@ -706,18 +997,38 @@ impl Checker {
     }
 
     /// A local time in the site's zone. A bare date as `until` means the end of that day.
-    fn instant(&mut self, file: &str, at: &Located<String>, tz: Tz, is_until: bool) -> Option<DateTime<Tz>> {
+    fn instant(
+        &mut self,
+        file: &str,
+        at: &Located<String>,
+        tz: Tz,
+        is_until: bool,
+    ) -> Option<DateTime<Tz>> {
         let Some((local, date_only)) = values::parse_local_time(at) else {
-            self.error(file, at, Msg::new("check.bad_time").arg("value", at.as_str())).hint =
-                Some(Msg::new("check.bad_time.hint"));
+            self.error(
+                file,
+                at,
+                Msg::new("check.bad_time").arg("value", at.as_str()),
+            )
+            .hint = Some(Msg::new("check.bad_time.hint"));
             return None;
         };
-        let local = if is_until && date_only { local + chrono::Duration::days(1) } else { local };
+        let local = if is_until && date_only {
+            local + chrono::Duration::days(1)
+        } else {
+            local
+        };
         match tz.from_local_datetime(&local) {
             LocalResult::Single(t) => Some(t),
             LocalResult::Ambiguous(earliest, _) => Some(earliest),
             LocalResult::None => {
-                self.error(file, at, Msg::new("check.time_skipped").arg("value", at.as_str()).arg("zone", tz.name()));
+                self.error(
+                    file,
+                    at,
+                    Msg::new("check.time_skipped")
+                        .arg("value", at.as_str())
+                        .arg("zone", tz.name()),
+                );
                 None
             }
         }
@@ -732,8 +1043,12 @@ impl Checker {
             match values::parse_duration(dwell) {
                 Ok(d) if !d.is_zero() => show.dwell = d,
                 _ => {
-                    self.error(file, dwell, Msg::new("check.bad_duration").arg("value", dwell.as_str())).hint =
-                        Some(Msg::new("check.duration.hint"));
+                    self.error(
+                        file,
+                        dwell,
+                        Msg::new("check.bad_duration").arg("value", dwell.as_str()),
+                    )
+                    .hint = Some(Msg::new("check.duration.hint"));
                 }
             }
         }
@@ -741,8 +1056,12 @@ impl Checker {
             match values::parse_speed(speed) {
                 Some(v) => show.speed = v,
                 None => {
-                    self.error(file, speed, Msg::new("check.bad_speed").arg("value", speed.as_str())).hint =
-                        Some(Msg::new("check.bad_speed.hint"));
+                    self.error(
+                        file,
+                        speed,
+                        Msg::new("check.bad_speed").arg("value", speed.as_str()),
+                    )
+                    .hint = Some(Msg::new("check.bad_speed.hint"));
                 }
             }
         }
@@ -766,37 +1085,68 @@ impl Checker {
     ) -> Option<Item> {
         self.check_id(file, &raw.id, "what.item");
         if raw.title.trim().is_empty() {
-            self.error(file, &raw.title, Msg::new("check.empty").arg("field", "title"));
+            self.error(
+                file,
+                &raw.title,
+                Msg::new("check.empty").arg("field", "title"),
+            );
         }
-        let valid = raw.valid.as_ref().map(|v| self.validity(file, v, site.timezone)).unwrap_or_default();
-        let show = raw.show.as_ref().map_or(default_show, |s| self.show(file, s, default_show));
+        let valid = raw
+            .valid
+            .as_ref()
+            .map(|v| self.validity(file, v, site.timezone))
+            .unwrap_or_default();
+        let show = raw
+            .show
+            .as_ref()
+            .map_or(default_show, |s| self.show(file, s, default_show));
         let color = match &raw.color {
             None => None,
             Some(text) => match values::parse_color(text) {
                 Some(rgb) => {
                     let two_colour = [Rgb(255, 0, 0), Rgb(0, 255, 0), Rgb(255, 255, 0)];
-                    if target_profiles.iter().any(|p| p.pixel == PixelFormat::Bicolor) && !two_colour.contains(&rgb) {
-                        self.warning(file, text, Msg::new("check.bicolor_colour").arg("color", text.as_str()));
+                    if target_profiles
+                        .iter()
+                        .any(|p| p.pixel == PixelFormat::Bicolor)
+                        && !two_colour.contains(&rgb)
+                    {
+                        self.warning(
+                            file,
+                            text,
+                            Msg::new("check.bicolor_colour").arg("color", text.as_str()),
+                        );
                     }
                     Some(rgb)
                 }
                 None => {
                     let names: Vec<&str> = values::COLOR_NAMES.iter().map(|(n, _)| *n).collect();
-                    self.error(file, text, Msg::new("check.bad_color").arg("value", text.as_str())).hint =
-                        Some(Msg::new("check.bad_color.hint").arg("list", names.join(", ")));
+                    self.error(
+                        file,
+                        text,
+                        Msg::new("check.bad_color").arg("value", text.as_str()),
+                    )
+                    .hint = Some(Msg::new("check.bad_color.hint").arg("list", names.join(", ")));
                     None
                 }
             },
         };
         let channels = raw.channels.clone().unwrap_or_else(|| vec![Channel::Board]);
         if channels.contains(&Channel::Sms) && site.sms.is_none() {
-            self.error(file, &raw.id, Msg::new("check.sms_not_configured").arg("id", raw.id.as_str())).hint =
-                Some(Msg::new("check.sms_not_configured.hint"));
+            self.error(
+                file,
+                &raw.id,
+                Msg::new("check.sms_not_configured").arg("id", raw.id.as_str()),
+            )
+            .hint = Some(Msg::new("check.sms_not_configured.hint"));
         }
         Some(Item {
             id: raw.id.to_string(),
             title: raw.title.trim().to_owned(),
-            body: raw.body.as_ref().map(|b| b.trim_end().to_owned()).unwrap_or_default(),
+            body: raw
+                .body
+                .as_ref()
+                .map(|b| b.trim_end().to_owned())
+                .unwrap_or_default(),
             category: raw.category,
             department: raw.department.clone(),
             valid,
@@ -808,11 +1158,20 @@ impl Checker {
     }
 
     /// A display no playlist targets shows only the idle screen: legal, but likely a mistake.
+    /// Not said while there are errors: a broken playlist file leaves displays untargeted.
     fn unused_displays(&mut self, model: &Model, site_file: &str) {
+        if self.report.has_errors() {
+            return;
+        }
         for (index, display) in model.displays.iter().enumerate() {
             if !model.playlists.iter().any(|p| p.targets.contains(&index)) {
                 self.report.push(Diagnostic::warning(
-                    Pos::new(site_file, display.line, 1, 0),
+                    Pos::new(
+                        site_file,
+                        display.line,
+                        display.col,
+                        display.id.chars().count() as u32,
+                    ),
                     Msg::new("check.display_unused").arg("id", &display.id),
                 ));
             }

@@ -34,13 +34,17 @@ pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
     let mut total: u64 = 0;
     let mut rest = text;
     while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
         if digits == 0 {
             return Err(DurationError::Syntax);
         }
         let number: u64 = rest[..digits].parse().map_err(|_| DurationError::Syntax)?;
         rest = &rest[digits..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
         let unit = rest[..unit_len].trim();
         let seconds = match unit {
             "d" => 86_400,
@@ -50,7 +54,10 @@ pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
             "" => return Err(DurationError::Unit(String::new())),
             other => return Err(DurationError::Unit(other.to_owned())),
         };
-        total = number.checked_mul(seconds).and_then(|s| total.checked_add(s)).ok_or(DurationError::Syntax)?;
+        total = number
+            .checked_mul(seconds)
+            .and_then(|s| total.checked_add(s))
+            .ok_or(DurationError::Syntax)?;
         rest = &rest[unit_len..];
     }
     Ok(Duration::from_secs(total))
@@ -59,7 +66,10 @@ pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
 /// `32px/s` or a bare number of pixels per second.
 pub fn parse_speed(text: &str) -> Option<f32> {
     let number = text.trim().strip_suffix("px/s").unwrap_or(text).trim();
-    number.parse::<f32>().ok().filter(|v| v.is_finite() && *v > 0.0)
+    number
+        .parse::<f32>()
+        .ok()
+        .filter(|v| v.is_finite() && *v > 0.0)
 }
 
 /// A point in time as operators write it: `2026-12-07`, `2026-12-07T18:00`, `2026-12-07 18:00`
@@ -69,7 +79,12 @@ pub fn parse_local_time(text: &str) -> Option<(NaiveDateTime, bool)> {
     if let Ok(date) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
         return Some((date.and_time(NaiveTime::MIN), true));
     }
-    for format in ["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"] {
+    for format in [
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%d %H:%M",
+        "%Y-%m-%dT%H:%M:%S",
+        "%Y-%m-%d %H:%M:%S",
+    ] {
         if let Ok(time) = NaiveDateTime::parse_from_str(text, format) {
             return Some((time, false));
         }
@@ -99,22 +114,47 @@ pub fn parse_color(text: &str) -> Option<Rgb> {
         return None;
     }
     let lower = text.to_ascii_lowercase();
-    COLOR_NAMES.iter().find(|(name, _)| *name == lower).map(|(_, rgb)| *rgb)
+    COLOR_NAMES
+        .iter()
+        .find(|(name, _)| *name == lower)
+        .map(|(_, rgb)| *rgb)
 }
 
 /// The five crontab fields, in order.
 pub const CRON_FIELDS: [CronField; 5] = [
-    CronField { key: "minute", min: 0, max: 59, names: &[] },
-    CronField { key: "hour", min: 0, max: 23, names: &[] },
-    CronField { key: "day_of_month", min: 1, max: 31, names: &[] },
+    CronField {
+        key: "minute",
+        min: 0,
+        max: 59,
+        names: &[],
+    },
+    CronField {
+        key: "hour",
+        min: 0,
+        max: 23,
+        names: &[],
+    },
+    CronField {
+        key: "day_of_month",
+        min: 1,
+        max: 31,
+        names: &[],
+    },
     CronField {
         key: "month",
         min: 1,
         max: 12,
-        names: &["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"],
+        names: &[
+            "JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC",
+        ],
     },
     // 7 is Sunday too, as in cronie.
-    CronField { key: "day_of_week", min: 0, max: 7, names: &["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"] },
+    CronField {
+        key: "day_of_week",
+        min: 0,
+        max: 7,
+        names: &["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"],
+    },
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,7 +176,12 @@ pub enum CronProblem {
     Macro { name: String },
     /// A field is wrong: which one (0..5), where it starts in the expression (chars), its text,
     /// and why.
-    Field { index: usize, offset: usize, text: String, reason: FieldReason },
+    Field {
+        index: usize,
+        offset: usize,
+        text: String,
+        reason: FieldReason,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -171,7 +216,9 @@ fn expand_macro(name: &str) -> Option<&'static str> {
 pub fn parse_cron(text: &str) -> Result<croner::Cron, CronProblem> {
     let trimmed = text.trim();
     let expanded = if trimmed.starts_with('@') {
-        expand_macro(trimmed).ok_or_else(|| CronProblem::Macro { name: trimmed.to_owned() })?
+        expand_macro(trimmed).ok_or_else(|| CronProblem::Macro {
+            name: trimmed.to_owned(),
+        })?
     } else {
         check_fields(text)?;
         trimmed
@@ -185,19 +232,28 @@ pub fn parse_cron(text: &str) -> Result<croner::Cron, CronProblem> {
             index: 0,
             offset: 0,
             text: trimmed.to_owned(),
-            reason: FieldReason::NotAValue { token: e.to_string() },
+            reason: FieldReason::NotAValue {
+                token: e.to_string(),
+            },
         })
 }
 
 fn check_fields(text: &str) -> Result<(), CronProblem> {
     let fields = split_with_offsets(text);
     if fields.len() != 5 {
-        return Err(CronProblem::FieldCount { found: fields.len() });
+        return Err(CronProblem::FieldCount {
+            found: fields.len(),
+        });
     }
     for (index, (offset, field_text)) in fields.into_iter().enumerate() {
         let spec = CRON_FIELDS[index];
         if let Err(reason) = check_field(field_text, spec) {
-            return Err(CronProblem::Field { index, offset, text: field_text.to_owned(), reason });
+            return Err(CronProblem::Field {
+                index,
+                offset,
+                text: field_text.to_owned(),
+                reason,
+            });
         }
     }
     Ok(())
@@ -226,11 +282,19 @@ fn split_with_offsets(text: &str) -> Vec<(usize, &str)> {
 
 fn check_field(field: &str, spec: CronField) -> Result<(), FieldReason> {
     for part in field.split(',') {
-        if let Some(token) = part.chars().find(|c| matches!(c, '?' | 'L' | 'W' | '#' | 'l' | 'w')) {
+        if let Some(token) = part
+            .chars()
+            .find(|c| matches!(c, '?' | 'L' | 'W' | '#' | 'l' | 'w'))
+        {
             // Names like "WED" contain W; only flag it when the part is not a name list.
-            let is_named = spec.names.iter().any(|n| part.to_ascii_uppercase().contains(n));
+            let is_named = spec
+                .names
+                .iter()
+                .any(|n| part.to_ascii_uppercase().contains(n));
             if !is_named {
-                return Err(FieldReason::NotCrontab { token: token.to_string() });
+                return Err(FieldReason::NotCrontab {
+                    token: token.to_string(),
+                });
             }
         }
         let (range, step) = match part.split_once('/') {
@@ -240,11 +304,17 @@ fn check_field(field: &str, spec: CronField) -> Result<(), FieldReason> {
         if let Some(step) = step {
             match step.parse::<u32>() {
                 Ok(s) if s > 0 => {}
-                _ => return Err(FieldReason::Step { step: step.to_owned() }),
+                _ => {
+                    return Err(FieldReason::Step {
+                        step: step.to_owned(),
+                    });
+                }
             }
             // cronie only steps over `*` or a range: `5/10` is not crontab.
             if range != "*" && !range.contains('-') {
-                return Err(FieldReason::Step { step: format!("{range}/{step}") });
+                return Err(FieldReason::Step {
+                    step: format!("{range}/{step}"),
+                });
             }
         }
         if range == "*" {
@@ -268,11 +338,15 @@ fn check_field(field: &str, spec: CronField) -> Result<(), FieldReason> {
 
 fn field_value(token: &str, spec: CronField) -> Result<u32, FieldReason> {
     if token.is_empty() {
-        return Err(FieldReason::NotAValue { token: String::new() });
+        return Err(FieldReason::NotAValue {
+            token: String::new(),
+        });
     }
     if let Ok(value) = token.parse::<u32>() {
         if value < spec.min || value > spec.max {
-            return Err(FieldReason::OutOfRange { value: token.to_owned() });
+            return Err(FieldReason::OutOfRange {
+                value: token.to_owned(),
+            });
         }
         return Ok(value);
     }
@@ -281,7 +355,9 @@ fn field_value(token: &str, spec: CronField) -> Result<u32, FieldReason> {
         .iter()
         .position(|name| *name == upper)
         .map(|i| spec.min + i as u32)
-        .ok_or_else(|| FieldReason::NotAValue { token: token.to_owned() })
+        .ok_or_else(|| FieldReason::NotAValue {
+            token: token.to_owned(),
+        })
 }
 
 #[cfg(test)]
@@ -295,9 +371,15 @@ mod tests {
         assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
         assert_eq!(parse_duration("0m"), Ok(Duration::ZERO));
         assert_eq!(parse_duration("-1h"), Err(DurationError::Negative));
-        assert_eq!(parse_duration("2 hours"), Err(DurationError::Unit("hours".into())));
+        assert_eq!(
+            parse_duration("2 hours"),
+            Err(DurationError::Unit("hours".into()))
+        );
         assert_eq!(parse_duration("h"), Err(DurationError::Syntax));
-        assert_eq!(parse_duration("15"), Err(DurationError::Unit(String::new())));
+        assert_eq!(
+            parse_duration("15"),
+            Err(DurationError::Unit(String::new()))
+        );
     }
 
     #[test]
@@ -322,15 +404,28 @@ mod tests {
 
     #[test]
     fn cron_accepts_what_cronie_accepts() {
-        for ok in ["0 19 * * *", "*/15 8-18 * * MON-FRI", "0 8 1,15 * 1-5/2", "30 7 * JAN-MAR 7", "@daily", "@weekly"] {
+        for ok in [
+            "0 19 * * *",
+            "*/15 8-18 * * MON-FRI",
+            "0 8 1,15 * 1-5/2",
+            "30 7 * JAN-MAR 7",
+            "@daily",
+            "@weekly",
+        ] {
             assert!(parse_cron(ok).is_ok(), "{ok}");
         }
     }
 
     #[test]
     fn cron_names_the_field_and_reason() {
-        assert_eq!(parse_cron("0 19 * *"), Err(CronProblem::FieldCount { found: 4 }));
-        assert_eq!(parse_cron("0 0 19 * * *").unwrap_err(), CronProblem::FieldCount { found: 6 });
+        assert_eq!(
+            parse_cron("0 19 * *"),
+            Err(CronProblem::FieldCount { found: 4 })
+        );
+        assert_eq!(
+            parse_cron("0 0 19 * * *").unwrap_err(),
+            CronProblem::FieldCount { found: 6 }
+        );
         assert_eq!(
             parse_cron("0 25 * * *"),
             Err(CronProblem::Field {
@@ -342,16 +437,31 @@ mod tests {
         );
         assert!(matches!(
             parse_cron("0 8 * * FRI-MON"),
-            Err(CronProblem::Field { index: 4, reason: FieldReason::Backwards { start: 5, end: 1 }, .. })
+            Err(CronProblem::Field {
+                index: 4,
+                reason: FieldReason::Backwards { start: 5, end: 1 },
+                ..
+            })
         ));
         assert!(matches!(
             parse_cron("0 8 L * *"),
-            Err(CronProblem::Field { index: 2, reason: FieldReason::NotCrontab { .. }, .. })
+            Err(CronProblem::Field {
+                index: 2,
+                reason: FieldReason::NotCrontab { .. },
+                ..
+            })
         ));
         assert!(matches!(
             parse_cron("*/0 8 * * *"),
-            Err(CronProblem::Field { index: 0, reason: FieldReason::Step { .. }, .. })
+            Err(CronProblem::Field {
+                index: 0,
+                reason: FieldReason::Step { .. },
+                ..
+            })
         ));
-        assert!(matches!(parse_cron("@reboot"), Err(CronProblem::Macro { .. })));
+        assert!(matches!(
+            parse_cron("@reboot"),
+            Err(CronProblem::Macro { .. })
+        ));
     }
 }

@@ -1,0 +1,7 @@
+//! The integration tests: one binary, small fixture helpers in `fixture`.
+
+mod catalogue;
+mod cli;
+mod example;
+mod fixture;
+mod validate;
