@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod diag;
 pub mod i18n;
+pub mod layout;
 
 // The message catalogue: one file per language under `locales/`, embedded at compile time.
 rust_i18n::i18n!("locales", fallback = "en");
