@@ -1,1 +1,45 @@
-fn main() {}
+//! How long `gongkai validate` takes on a large county: 200 displays, 50 playlists, 2,000
+//! items, parsed from YAML text and validated into a Model (file reading excluded).
+
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use gongkai::diag::Report;
+
+mod gen_site;
+
+fn validate_large_site(c: &mut Criterion) {
+    let sources = gen_site::generate();
+    let loaded = gongkai::config::validate::check(sources.clone(), Report::default());
+    assert!(
+        loaded.model.is_some(),
+        "the generated site must be valid:\n{}",
+        loaded.report.render(Default::default())
+    );
+    let bytes: usize = sources
+        .playlists
+        .iter()
+        .chain(&sources.profiles)
+        .chain(&sources.site)
+        .map(|f| f.text.len())
+        .sum();
+    println!(
+        "site: {} displays, {} playlists, {} items, {} KiB of YAML",
+        gen_site::DISPLAYS,
+        gen_site::PLAYLISTS,
+        gen_site::PLAYLISTS * gen_site::ITEMS_PER_PLAYLIST,
+        bytes / 1024
+    );
+    c.bench_function("validate_200_displays_50_playlists_2000_items", |b| {
+        b.iter_batched(
+            || sources.clone(),
+            |sources| gongkai::config::validate::check(sources, Report::default()),
+            BatchSize::LargeInput,
+        )
+    });
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(20);
+    targets = validate_large_site
+}
+criterion_main!(benches);

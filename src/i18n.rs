@@ -52,12 +52,11 @@ impl Lang {
             .find_map(|name| get(name).filter(|v| !v.is_empty()));
         // gettext ignores LANGUAGE when the locale is "C".
         let c_locale = posix.as_deref().is_some_and(|v| v == "C" || v == "POSIX");
-        if !c_locale {
-            if let Some(list) = get("LANGUAGE") {
-                if let Some(lang) = list.split(':').find_map(Lang::from_tag) {
-                    return lang;
-                }
-            }
+        if !c_locale
+            && let Some(lang) =
+                get("LANGUAGE").and_then(|list| list.split(':').find_map(Lang::from_tag))
+        {
+            return lang;
         }
         posix
             .as_deref()

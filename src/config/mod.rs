@@ -36,6 +36,7 @@ pub struct Loaded {
 }
 
 /// One file of the site as read from disk.
+#[derive(Clone)]
 pub struct SourceFile {
     /// Relative to the site directory, with `/` separators: what diagnostics print.
     pub name: String,
@@ -44,7 +45,7 @@ pub struct SourceFile {
 
 /// The site's files, read but not parsed. Keeping reading apart from checking lets tests and
 /// benchmarks check sites held in memory.
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct SiteSources {
     pub site: Option<SourceFile>,
     pub profiles: Vec<SourceFile>,

@@ -442,14 +442,14 @@ impl Checker {
             .map_or("gongkai", |p| p.trim())
             .trim_matches('/')
             .to_owned();
-        if let Some(prefix) = &raw.topic_prefix {
-            if topic_prefix.is_empty() || topic_prefix.contains(['+', '#']) {
-                self.error(
-                    file,
-                    prefix,
-                    Msg::new("check.mqtt_topic").arg("topic", prefix.as_str()),
-                );
-            }
+        if let Some(prefix) = &raw.topic_prefix
+            && (topic_prefix.is_empty() || topic_prefix.contains(['+', '#']))
+        {
+            self.error(
+                file,
+                prefix,
+                Msg::new("check.mqtt_topic").arg("topic", prefix.as_str()),
+            );
         }
         let password = self.secret(file, &raw.password_env, &raw.password_file);
         let client_id = raw.client_id.clone().unwrap_or_else(|| {
@@ -560,7 +560,7 @@ impl Checker {
                         group,
                         Msg::new("check.group_is_display").arg("name", group.as_str()),
                     );
-                } else if !display_groups.contains(&group.to_string()) {
+                } else if !display_groups.iter().any(|g| g == group.as_str()) {
                     display_groups.push(group.to_string());
                 }
             }
@@ -980,18 +980,18 @@ impl Checker {
             .until
             .as_ref()
             .and_then(|t| self.instant(file, t, tz, true));
-        if let (Some(from), Some(until), Some(at)) = (&from, &until, &raw.until) {
-            if until <= from {
-                self.error(
-                    file,
-                    at,
-                    Msg::new("check.until_before_from").arg("until", at.as_str()),
-                )
-                .hint = Some(
-                    Msg::new("check.until_before_from.hint")
-                        .arg("from", raw.from.as_ref().map_or("", |f| f.as_str())),
-                );
-            }
+        if let (Some(from), Some(until), Some(at)) = (&from, &until, &raw.until)
+            && until <= from
+        {
+            self.error(
+                file,
+                at,
+                Msg::new("check.until_before_from").arg("until", at.as_str()),
+            )
+            .hint = Some(
+                Msg::new("check.until_before_from.hint")
+                    .arg("from", raw.from.as_ref().map_or("", |f| f.as_str())),
+            );
         }
         Validity { from, until }
     }

@@ -263,8 +263,7 @@ fn check_fields(text: &str) -> Result<(), CronProblem> {
 fn split_with_offsets(text: &str) -> Vec<(usize, &str)> {
     let mut words = Vec::new();
     let mut start: Option<(usize, usize)> = None; // (char offset, byte offset)
-    let mut chars = 0;
-    for (byte, ch) in text.char_indices() {
+    for (chars, (byte, ch)) in text.char_indices().enumerate() {
         if ch.is_whitespace() {
             if let Some((char_start, byte_start)) = start.take() {
                 words.push((char_start, &text[byte_start..byte]));
@@ -272,7 +271,6 @@ fn split_with_offsets(text: &str) -> Vec<(usize, &str)> {
         } else if start.is_none() {
             start = Some((chars, byte));
         }
-        chars += 1;
     }
     if let Some((char_start, byte_start)) = start {
         words.push((char_start, &text[byte_start..]));

@@ -57,7 +57,7 @@ fn example_county_validates_without_errors() {
         .expect("serial displays");
     assert!(shared.len() >= 4, "{buses:?}");
     assert_eq!(
-        shared.iter().copied().collect::<Vec<_>>(),
+        shared.to_vec(),
         (1..=shared.len() as u8).collect::<Vec<_>>()
     );
     assert!(

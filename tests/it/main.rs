@@ -4,4 +4,5 @@ mod catalogue;
 mod cli;
 mod example;
 mod fixture;
+mod generated;
 mod validate;
