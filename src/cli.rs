@@ -67,8 +67,15 @@ pub enum Command {
 /// Runs the command line of this process.
 pub fn main() -> ExitCode {
     let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    let lang =
-        lang_from_args(&argv).unwrap_or_else(|| Lang::from_env(|name| std::env::var(name).ok()));
+    let env_lang = Lang::from_env(|name| std::env::var(name).ok());
+    let lang = match lang_from_args(&argv) {
+        None => env_lang,
+        Some(Ok(lang)) => lang,
+        Some(Err(tag)) => {
+            eprintln!("{}", tr(env_lang, "cli.unknown_lang", &[("lang", &tag)]));
+            return Exit::Usage.into();
+        }
+    };
     let command = localized_command(lang);
     let matches = match command.try_get_matches_from(&argv) {
         Ok(matches) => matches,
@@ -92,19 +99,19 @@ pub fn main() -> ExitCode {
 }
 
 /// `--lang zh` or `--lang=zh` anywhere on the command line, read before clap so that `--help`
-/// itself comes out in that language.
-fn lang_from_args(argv: &[std::ffi::OsString]) -> Option<Lang> {
+/// itself comes out in that language. `Err` carries a language the catalogue lacks.
+fn lang_from_args(argv: &[std::ffi::OsString]) -> Option<Result<Lang, String>> {
     let mut words = argv.iter().filter_map(|a| a.to_str());
     while let Some(word) = words.next() {
         if word == "--" {
             break;
         }
-        if let Some(value) = word.strip_prefix("--lang=") {
-            return Lang::from_tag(value);
-        }
-        if word == "--lang" {
-            return words.next().and_then(Lang::from_tag);
-        }
+        let value = match word.strip_prefix("--lang=") {
+            Some(value) => value,
+            None if word == "--lang" => words.next().unwrap_or(""),
+            None => continue,
+        };
+        return Some(Lang::from_tag(value).ok_or_else(|| value.to_owned()));
     }
     None
 }
@@ -271,6 +278,7 @@ pub fn catalogue_keys() -> Vec<String> {
         "cli.validate.ok",
         "cli.validate.failed",
         "cli.write_failed",
+        "cli.unknown_lang",
     ]
     .map(String::from)
     .to_vec();

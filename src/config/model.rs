@@ -174,10 +174,11 @@ pub struct Display {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Link {
     Simulated,
+    /// `address` is `None` only for protocols without one (TPM2, Adalight).
     Serial {
         port: String,
         baud: u32,
-        address: u8,
+        address: Option<u8>,
     },
     /// Topic below the site's MQTT prefix.
     Mqtt {

@@ -157,7 +157,7 @@ pub struct RawMqtt {
     /// 存放密码的环境变量名（密码不写进 YAML）。Environment variable holding the password.
     #[serde(default)]
     pub password_env: Option<Located<String>>,
-    /// 存放密码的文件（权限须为 600）。File holding the password (mode 600).
+    /// 存放密码的文件（应只有 gongkai 可读，如权限 600）。File holding the password; keep it readable by gongkai only.
     #[serde(default)]
     pub password_file: Option<Located<String>>,
 }
@@ -182,7 +182,7 @@ pub struct RawListener {
     /// 存放访问令牌的环境变量名。Environment variable holding the access token.
     #[serde(default)]
     pub token_env: Option<Located<String>>,
-    /// 存放访问令牌的文件（权限须为 600）。File holding the access token (mode 600).
+    /// 存放访问令牌的文件（应只有 gongkai 可读，如权限 600）。File holding the access token; keep it readable by gongkai only.
     #[serde(default)]
     pub token_file: Option<Located<String>>,
 }
@@ -353,6 +353,9 @@ pub enum ColorOrder {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[schemars(title = "gongkai playlist (playlists/*.yaml)")]
+// `targets` and `items` default to empty so that validation can say "targets nothing" or
+// "no items" in the operator's words; the editor should still ask for them.
+#[schemars(extend("required" = ["id", "targets", "items"]))]
 pub struct RawPlaylist {
     /// 编号。Id.
     pub id: Located<String>,

@@ -31,6 +31,7 @@ pub fn check(sources: SiteSources, report: Report) -> Loaded {
         report,
         fonts: sources.fonts.into_iter().collect(),
         dropped_names: HashSet::new(),
+        sms_section: false,
     };
 
     let site = sources.site.and_then(|file| cx.parse::<RawSite>(file));
@@ -51,10 +52,31 @@ pub fn check(sources: SiteSources, report: Report) -> Loaded {
         .filter_map(|file| cx.parse::<RawPlaylist>(file))
         .collect();
 
-    let profiles: Vec<Profile> = profile_files
-        .into_iter()
-        .filter_map(|(id, file, raw)| cx.profile(id, &file, raw))
-        .collect();
+    let mut profiles: Vec<Profile> = Vec::with_capacity(profile_files.len());
+    let mut profile_places: HashMap<String, String> = HashMap::new();
+    for (id, file, raw) in profile_files {
+        // `x.yaml` and `x.yml` would both be profile `x`.
+        if let Some(first) = profile_places.insert(id.clone(), file.clone()) {
+            cx.report.push(
+                Diagnostic::error(
+                    Pos::file(&file),
+                    Msg::new("check.duplicate_profile").arg("id", &id),
+                )
+                .with_hint(Msg::new("check.duplicate_id.hint").arg("place", first)),
+            );
+            broken_profiles.insert(id);
+            continue;
+        }
+        match cx.profile(id.clone(), &file, raw) {
+            Some(profile) => profiles.push(profile),
+            // Its problems are reported; displays using it are not reported again.
+            None => {
+                broken_profiles.insert(id);
+            }
+        }
+    }
+    profiles.retain(|p| !broken_profiles.contains(&p.id));
+    profiles.sort_by(|a, b| a.id.cmp(&b.id));
 
     let Some((site_file, raw_site)) = site else {
         // Without the site file there are no displays to resolve targets against; the
@@ -88,11 +110,25 @@ pub fn check(sources: SiteSources, report: Report) -> Loaded {
     }
 }
 
+/// `gongkai-<ASCII letters and digits of the site name>`, or `gongkai-<hash>` for a name
+/// without any (FNV-1a, stable across versions and machines).
+fn default_client_id(site: &str) -> String {
+    let ascii: String = site.chars().filter(|c| c.is_ascii_alphanumeric()).collect();
+    if !ascii.is_empty() {
+        return format!("gongkai-{ascii}");
+    }
+    let hash = site.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    format!("gongkai-{:08x}", hash >> 32)
+}
+
 /// A profile's id is its file name without the extension.
 fn profile_id(file: &str) -> String {
     let name = file.rsplit('/').next().unwrap_or(file);
-    name.trim_end_matches(".yaml")
-        .trim_end_matches(".yml")
+    name.strip_suffix(".yaml")
+        .or_else(|| name.strip_suffix(".yml"))
+        .unwrap_or(name)
         .to_owned()
 }
 
@@ -108,6 +144,9 @@ struct Checker {
     /// Display ids and group names written in the site file whose displays were left out of the
     /// model because of an error already reported: targets naming them are not reported again.
     dropped_names: HashSet<String>,
+    /// The site file has an `sms:` section (valid or not): items with the sms channel are then
+    /// not reported again for its absence.
+    sms_section: bool,
 }
 
 /// Ids appear in commands, MQTT topics and URLs: ASCII letters, digits, `-`, `_`, `.`.
@@ -267,8 +306,9 @@ impl Checker {
         } else {
             format!("fonts/{name}")
         };
-        let scalable = path.ends_with(".ttf") || path.ends_with(".otf");
-        if !(scalable || path.ends_with(".bdf")) || !self.fonts.contains(&path) {
+        let extension = path.rsplit('.').next().unwrap_or("").to_ascii_lowercase();
+        let scalable = extension == "ttf" || extension == "otf";
+        if !(scalable || extension == "bdf") || !self.fonts.contains(&path) {
             let builtins = BuiltinFont::ALL.iter().map(|(n, _)| *n);
             let suggestion = closest(name, builtins.chain(self.fonts.iter().map(|f| f.as_str())))
                 .map(str::to_owned);
@@ -335,6 +375,7 @@ impl Checker {
             .mqtt
             .as_ref()
             .and_then(|m| self.mqtt(file, m, &raw.site));
+        self.sms_section = raw.sms.is_some();
         let sms = raw.sms.as_ref().and_then(|s| {
             let signature = s.signature.trim();
             if signature.is_empty() || signature.contains(['【', '】']) {
@@ -358,7 +399,8 @@ impl Checker {
         let public = raw.public.as_ref().and_then(|l| self.listener(file, l));
 
         let (displays, groups) =
-            self.displays(file, &raw.displays, known, raw.simulate, mqtt.is_some());
+            // A broken `mqtt:` section is reported once, not again for every MQTT display.
+            self.displays(file, &raw.displays, known, raw.simulate, raw.mqtt.is_some());
         let fallback_admin = Listener {
             addr: SocketAddr::from(([127, 0, 0, 1], 8640)),
             token: None,
@@ -452,14 +494,12 @@ impl Checker {
             );
         }
         let password = self.secret(file, &raw.password_env, &raw.password_file);
-        let client_id = raw.client_id.clone().unwrap_or_else(|| {
-            let ascii: String = site.chars().filter(|c| c.is_ascii_alphanumeric()).collect();
-            if ascii.is_empty() {
-                "gongkai".to_owned()
-            } else {
-                format!("gongkai-{ascii}")
-            }
-        });
+        // Two sites on one broker must not share a client id (the broker would disconnect one
+        // of them), so a site name without ASCII letters is identified by a hash of it.
+        let client_id = raw
+            .client_id
+            .clone()
+            .unwrap_or_else(|| default_client_id(site));
         Some(Mqtt {
             host: host
                 .trim_start_matches('[')
@@ -606,8 +646,21 @@ impl Checker {
                 Some(Msg::new("check.link_kind.hint"));
             return None;
         }
-        if let Some(topic) = &link.mqtt {
-            if topic.trim().is_empty() || topic.contains(['+', '#']) {
+        let Some(port) = &link.serial else {
+            // `baud` and `address` belong to serial links only: written elsewhere they are a
+            // sign of a half-edited link, not something to ignore.
+            let mut ok = true;
+            for (field, at) in [("baud", &link.baud), ("address", &link.address)] {
+                if let Some(at) = at {
+                    self.error(file, at, Msg::new("check.link_extra").arg("field", field));
+                    ok = false;
+                }
+            }
+            let Some(topic) = &link.mqtt else {
+                return ok.then_some(Link::Simulated);
+            };
+            let trimmed = topic.trim().trim_matches('/');
+            if trimmed.is_empty() || trimmed.contains(['+', '#']) {
                 self.error(
                     file,
                     topic,
@@ -620,18 +673,23 @@ impl Checker {
                     Some(Msg::new("check.mqtt_missing.hint"));
                 return None;
             }
-            return Some(Link::Mqtt {
-                topic: topic.trim().trim_matches('/').to_owned(),
+            return ok.then(|| Link::Mqtt {
+                topic: trimmed.to_owned(),
             });
-        }
-        let Some(port) = &link.serial else {
-            return Some(Link::Simulated);
         };
-        let (Some(baud), Some(address)) = (&link.baud, &link.address) else {
+        // TPM2 and Adalight carry no address; everything else on a serial line does.
+        let addressable =
+            profile.is_none_or(|p| matches!(p.protocol, Protocol::Gongkai | Protocol::Bx5k));
+        let Some(baud) = &link.baud else {
             self.error(file, link, Msg::new("check.serial_incomplete"))
                 .hint = Some(Msg::new("check.link_kind.hint"));
             return None;
         };
+        if addressable && link.address.is_none() {
+            self.error(file, link, Msg::new("check.serial_incomplete"))
+                .hint = Some(Msg::new("check.link_kind.hint"));
+            return None;
+        }
         let mut ok = true;
         if let Some(profile) = profile {
             if profile.protocol == Protocol::Png {
@@ -661,67 +719,77 @@ impl Checker {
                 ok = false;
             }
         }
-        if !(1..=254).contains(&**address) {
-            self.error(
-                file,
-                address,
-                Msg::new("check.address_range").arg("address", **address),
-            );
-            ok = false;
-        }
-        let addressable =
-            profile.is_none_or(|p| matches!(p.protocol, Protocol::Gongkai | Protocol::Bx5k));
-        let key = port.trim().to_owned();
-        match buses.get_mut(&key) {
-            None => {
-                buses.insert(
-                    key,
-                    Bus {
-                        baud: **baud,
-                        first: format!("{file}:{}", port.line()),
-                        addresses: HashMap::from([(**address, d.id.to_string())]),
-                        addressable,
-                    },
-                );
-            }
-            Some(bus) => {
-                if bus.baud != **baud {
+        let mut address = None;
+        if let Some(at) = &link.address {
+            match u8::try_from(**at) {
+                Ok(a) if (1..=254).contains(&a) => address = Some(a),
+                _ => {
                     self.error(
                         file,
-                        baud,
-                        Msg::new("check.bus_baud")
-                            .arg("port", &key)
-                            .arg("baud", bus.baud),
-                    )
-                    .hint = Some(Msg::new("check.bus_first").arg("place", &bus.first));
-                    ok = false;
-                }
-                if !(bus.addressable && addressable) {
-                    self.error(
-                        file,
-                        port,
-                        Msg::new("check.bus_not_addressable").arg("port", &key),
-                    )
-                    .hint = Some(Msg::new("check.bus_first").arg("place", &bus.first));
-                    ok = false;
-                }
-                if let Some(other) = bus.addresses.get(&**address) {
-                    self.error(
-                        file,
-                        address,
-                        Msg::new("check.bus_address_taken")
-                            .arg("address", **address)
-                            .arg("other", other),
+                        at,
+                        Msg::new("check.address_range").arg("address", **at),
                     );
                     ok = false;
-                } else {
-                    bus.addresses.insert(**address, d.id.to_string());
                 }
             }
         }
-        let address = u8::try_from(**address).ok()?;
-        ok.then(|| Link::Serial {
-            port: key_of(port),
+        let key = port.trim().to_owned();
+        let Some(bus) = buses.get_mut(&key) else {
+            let addresses = address
+                .map(|a| HashMap::from([(a, d.id.to_string())]))
+                .unwrap_or_default();
+            let first = format!("{file}:{}", port.line());
+            buses.insert(
+                key.clone(),
+                Bus {
+                    baud: **baud,
+                    first,
+                    addresses,
+                    addressable,
+                },
+            );
+            return ok.then_some(Link::Serial {
+                port: key,
+                baud: **baud,
+                address,
+            });
+        };
+        if bus.baud != **baud {
+            self.error(
+                file,
+                baud,
+                Msg::new("check.bus_baud")
+                    .arg("port", &key)
+                    .arg("baud", bus.baud),
+            )
+            .hint = Some(Msg::new("check.bus_first").arg("place", &bus.first));
+            ok = false;
+        }
+        if !(bus.addressable && addressable) {
+            self.error(
+                file,
+                port,
+                Msg::new("check.bus_not_addressable").arg("port", &key),
+            )
+            .hint = Some(Msg::new("check.bus_first").arg("place", &bus.first));
+            ok = false;
+        }
+        if let (Some(a), Some(at)) = (address, &link.address) {
+            if let Some(other) = bus.addresses.get(&a) {
+                self.error(
+                    file,
+                    at,
+                    Msg::new("check.bus_address_taken")
+                        .arg("address", a)
+                        .arg("other", other),
+                );
+                ok = false;
+            } else {
+                bus.addresses.insert(a, d.id.to_string());
+            }
+        }
+        ok.then_some(Link::Serial {
+            port: key,
             baud: **baud,
             address,
         })
@@ -1131,7 +1199,7 @@ impl Checker {
             },
         };
         let channels = raw.channels.clone().unwrap_or_else(|| vec![Channel::Board]);
-        if channels.contains(&Channel::Sms) && site.sms.is_none() {
+        if channels.contains(&Channel::Sms) && !self.sms_section {
             self.error(
                 file,
                 &raw.id,
@@ -1184,11 +1252,7 @@ struct Bus {
     baud: u32,
     /// `file:line` of the first display on the bus, for hints.
     first: String,
-    addresses: HashMap<u32, String>,
+    addresses: HashMap<u8, String>,
     /// Every protocol on the bus carries an address.
     addressable: bool,
-}
-
-fn key_of(port: &Located<String>) -> String {
-    port.trim().to_owned()
 }

@@ -340,7 +340,13 @@ fn field_value(token: &str, spec: CronField) -> Result<u32, FieldReason> {
             token: String::new(),
         });
     }
-    if let Ok(value) = token.parse::<u32>() {
+    // Digits only: Rust's parser would also take "+1", which crontab does not.
+    if let Some(value) = token
+        .bytes()
+        .all(|b| b.is_ascii_digit())
+        .then(|| token.parse::<u32>().ok())
+        .flatten()
+    {
         if value < spec.min || value > spec.max {
             return Err(FieldReason::OutOfRange {
                 value: token.to_owned(),
@@ -460,6 +466,15 @@ mod tests {
         assert!(matches!(
             parse_cron("@reboot"),
             Err(CronProblem::Macro { .. })
+        ));
+        // croner would read `+1` as "AND the day fields"; cronie has no such syntax.
+        assert!(matches!(
+            parse_cron("0 8 1 * +1"),
+            Err(CronProblem::Field {
+                index: 4,
+                reason: FieldReason::NotAValue { .. },
+                ..
+            })
         ));
     }
 }

@@ -77,6 +77,9 @@ pub fn diagnostic(file: &str, text: &str, error: &Error) -> Diagnostic {
             Msg::new("yaml.duplicate_key").arg("key", key.as_deref().unwrap_or("?")),
         )
         .with_hint(Msg::new("yaml.duplicate_key.hint")),
+        Error::NullIntoString { .. } => {
+            Diagnostic::error(pos, Msg::new("yaml.null")).with_hint(Msg::new("yaml.null.hint"))
+        }
         Error::Eof { .. } => {
             Diagnostic::error(pos, Msg::new("yaml.eof")).with_hint(Msg::new("yaml.syntax.hint"))
         }

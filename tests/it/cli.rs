@@ -101,3 +101,10 @@ fn schema_write_reports_a_failure_with_exit_3() {
     assert_eq!(output.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&output.stderr).contains("cannot write"));
 }
+
+#[test]
+fn unknown_language_exits_2_with_a_message() {
+    let output = gongkai(&["--lang", "fr", "validate"], "C");
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("unknown language `fr`"));
+}

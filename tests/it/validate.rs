@@ -477,3 +477,87 @@ fn missing_site_file_is_an_error_with_a_hint() {
     );
     assert!(hint(&error, Lang::Zh).contains("--site"));
 }
+
+#[test]
+fn empty_required_text_says_a_value_is_needed() {
+    let site = Fixture::new();
+    site.edit(
+        PL,
+        "    title: 城区道路照明改造工程中标结果公示",
+        "    title:",
+    );
+    let error = assert_error(
+        &site.load(),
+        "playlists/main.yaml:8:10: error: this field needs a value",
+        "playlists/main.yaml:8:10: 错误: 此字段需要一个值",
+    );
+    assert!(hint(&error, Lang::En).contains("after the colon"));
+}
+
+#[test]
+fn invalid_profile_is_not_reported_again_as_unknown() {
+    let site = Fixture::new();
+    site.edit("hw-profiles/board.yaml", "width: 128", "width: 0");
+    assert_error(
+        &site.load(),
+        "hw-profiles/board.yaml:1:8: error: width 0 is out of range (1 to 16384 pixels)",
+        "hw-profiles/board.yaml:1:8: 错误: width 为 0，超出范围（1 至 16384 像素）",
+    );
+}
+
+#[test]
+fn broken_mqtt_section_is_reported_once() {
+    let site = Fixture::new();
+    site.edit(
+        "gongkai.yaml",
+        "broker: mqtt://127.0.0.1:1883",
+        "broker: 127.0.0.1:1883",
+    );
+    let error = assert_error(
+        &site.load(),
+        "gongkai.yaml:3:17: error: `127.0.0.1:1883` is not an MQTT broker address",
+        "gongkai.yaml:3:17: 错误: `127.0.0.1:1883` 不是 MQTT 服务器地址",
+    );
+    assert!(hint(&error, Lang::En).contains("mqtt://"));
+}
+
+#[test]
+fn serial_fields_on_an_mqtt_link_are_an_error() {
+    let site = Fixture::new();
+    site.edit(
+        "gongkai.yaml",
+        "{ mqtt: boards/town }",
+        "{ mqtt: boards/town, baud: 9600 }",
+    );
+    assert_error(
+        &site.load(),
+        "gongkai.yaml:13:38: error: `baud` belongs to a serial link only",
+        "gongkai.yaml:13:38: 错误: `baud` 只用于串口连接",
+    );
+}
+
+#[test]
+fn profile_defined_twice_as_yaml_and_yml() {
+    let site = Fixture::new();
+    site.write("hw-profiles/board.yml", crate::fixture::PROFILE);
+    assert_error(
+        &site.load(),
+        "hw-profiles/board.yml:1:1: error: profile `board` is defined twice",
+        "hw-profiles/board.yml:1:1: 错误: 硬件配置 `board` 定义了两次",
+    );
+}
+
+#[test]
+fn site_name_without_ascii_gets_a_distinct_mqtt_client_id() {
+    let a = Fixture::new().load().model.expect("model");
+    let b = Fixture::new();
+    b.edit(
+        "gongkai.yaml",
+        "site: 测试县政务公开",
+        "site: 大余县政务公开",
+    );
+    let b = b.load().model.expect("model");
+    let (a, b) = (a.site.mqtt.expect("mqtt"), b.site.mqtt.expect("mqtt"));
+    assert!(a.client_id.starts_with("gongkai-") && b.client_id.starts_with("gongkai-"));
+    assert_ne!(a.client_id, b.client_id);
+}
