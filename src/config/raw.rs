@@ -467,6 +467,13 @@ pub struct RawItem {
 /// 公开类别：县政务公开实施意见的八个重点领域，另加会议公告、政策文件、其他。
 /// Category: the county plan's eight key areas, plus meeting notice, policy and other.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, JsonSchema)]
+// The English aliases are accepted too, so the editor must not flag them.
+#[schemars(extend("enum" = [
+    "行政许可", "政府采购", "建设工程招投标", "经营性土地使用权出让", "专项资金管理", "产权交易",
+    "人员录用", "城市规划和建设", "会议公告", "政策文件", "其他",
+    "licensing", "procurement", "tendering", "land", "special-funds", "property-rights",
+    "hiring", "planning", "meeting", "policy", "other"
+]))]
 pub enum Category {
     #[serde(rename = "行政许可", alias = "licensing")]
     Licensing,

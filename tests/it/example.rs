@@ -149,3 +149,34 @@ fn schema_describes_the_fields_in_both_languages() {
         "unknown fields are flagged by the editor"
     );
 }
+
+#[test]
+fn every_category_alias_the_loader_accepts_is_in_the_schema() {
+    let (_, playlist) = gongkai::config::schema::all()
+        .into_iter()
+        .nth(2)
+        .expect("playlist schema");
+    let json: serde_json::Value = serde_json::from_str(&playlist).expect("valid JSON");
+    let allowed: Vec<&str> = json["$defs"]["Category"]["enum"]
+        .as_array()
+        .expect("enum")
+        .iter()
+        .filter_map(|v| v.as_str())
+        .collect();
+    for name in &allowed {
+        let yaml = format!("\"{name}\"");
+        let parsed: Result<Category, _> = serde_saphyr::from_str(&yaml);
+        assert!(
+            parsed.is_ok(),
+            "the schema allows {name}, the loader refuses it"
+        );
+    }
+    for category in Category::ALL {
+        assert!(
+            allowed.contains(&category.name()),
+            "{} missing from the schema",
+            category.name()
+        );
+    }
+    assert_eq!(allowed.len(), 22);
+}
