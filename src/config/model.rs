@@ -11,7 +11,8 @@ use chrono::DateTime;
 use chrono_tz::Tz;
 
 pub use super::raw::{
-    Category, Channel, ColorOrder, Corner, LedColor, PixelFormat, Protocol, ShowMode, WiringLayout,
+    Category, Channel, ClockZone, ColorOrder, Corner, LedColor, PixelFormat, Protocol, ShowMode,
+    TitleBar, WiringLayout,
 };
 
 /// Index into [`Model::displays`].
@@ -115,6 +116,18 @@ pub struct Profile {
     pub local_scroll: bool,
     pub brightness: std::ops::RangeInclusive<u32>,
     pub wiring: Option<Wiring>,
+    pub zones: Zones,
+}
+
+/// How the screen is divided, as the profile says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Zones {
+    pub title: TitleBar,
+    pub clock: ClockZone,
+    /// Extra pixels between lines.
+    pub line_spacing: u32,
+    /// Left and right margin in pixels.
+    pub margin: u32,
 }
 
 /// A font a profile names: one of the built-in u8g2 fonts, or a file in the site's `fonts/`.

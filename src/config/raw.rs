@@ -228,6 +228,46 @@ pub struct RawProfile {
     /// 像素流屏（TPM2、Adalight）的灯珠走线。Wiring of pixel-stream boards (TPM2, Adalight).
     #[serde(default)]
     pub wiring: Option<RawWiring>,
+    /// 画面分区：标题栏、时钟、行距、边距。Screen zones: title bar, clock, line spacing, margin.
+    #[serde(default)]
+    pub layout: RawLayout,
+}
+
+/// 画面分区。How a board's screen is divided.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawLayout {
+    /// 标题栏：auto（能放 3 行及以上时显示）、always、never。Title bar: auto (when 3 or more lines
+    /// fit), always or never.
+    #[serde(default)]
+    pub title: Option<TitleBar>,
+    /// 时钟区（日期和时间）：none、top、bottom。Clock zone with date and time.
+    #[serde(default)]
+    pub clock: Option<ClockZone>,
+    /// 行间距（像素），默认 0。Extra pixels between lines, default 0.
+    #[serde(default)]
+    pub line_spacing: Option<u32>,
+    /// 左右边距（像素），默认 0。Left and right margin in pixels, default 0.
+    #[serde(default)]
+    pub margin: Option<Located<u32>>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum TitleBar {
+    #[default]
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ClockZone {
+    #[default]
+    None,
+    Top,
+    Bottom,
 }
 
 /// 像素格式。Pixel format.

@@ -266,6 +266,19 @@ impl Checker {
             Some(b) => b.min..=*b.max,
             None => 0..=15,
         };
+        let margin = raw.layout.margin.as_ref().map(|m| **m);
+        if let Some(m) = &raw.layout.margin
+            && m.saturating_mul(2) >= *raw.width
+        {
+            self.error(
+                file,
+                m,
+                Msg::new("check.margin_too_wide")
+                    .arg("margin", **m)
+                    .arg("width", *raw.width),
+            );
+            ok = false;
+        }
         let font = font?;
         ok.then(|| Profile {
             name: raw.name.unwrap_or_else(|| id.clone()),
@@ -286,6 +299,12 @@ impl Checker {
             local_scroll: raw.local_playback.scroll,
             brightness,
             wiring,
+            zones: Zones {
+                title: raw.layout.title.unwrap_or_default(),
+                clock: raw.layout.clock.unwrap_or_default(),
+                line_spacing: raw.layout.line_spacing.unwrap_or(0),
+                margin: margin.unwrap_or(0),
+            },
         })
     }
 

@@ -1,0 +1,152 @@
+//! Inline colour markup for titles and highlights on colour boards.
+//!
+//! Syntax: `{red}文字{/}` draws 文字 in red; the colour is any name `gongkai validate` accepts
+//! (red, green, yellow, amber, white, blue, cyan, magenta) or `#rrggbb`. Spans do not nest: a
+//! new `{colour}` ends the previous span. `{{` is a literal `{`. Text outside spans has the
+//! item's own colour. On a mono board the colours are ignored; on a red/green board they are
+//! mapped to red, green or yellow.
+//!
+//! Braces are rare in Chinese notices, so the markup cannot be confused with text; anything
+//! else in braces is an error, reported with its position, rather than shown to the public.
+
+use std::ops::Range;
+
+use crate::config::model::Rgb;
+use crate::config::values::parse_color;
+
+/// Text with the markup removed, and the colour of each part.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Styled {
+    pub text: String,
+    /// Byte ranges of `text` with an explicit colour, in order, not overlapping.
+    pub runs: Vec<(Range<usize>, Rgb)>,
+}
+
+impl Styled {
+    /// Plain text with no colour runs.
+    pub fn plain(text: &str) -> Styled {
+        Styled {
+            text: text.to_owned(),
+            runs: Vec::new(),
+        }
+    }
+
+    /// The explicit colour at byte offset `at`, if any.
+    pub fn color_at(&self, at: usize) -> Option<Rgb> {
+        self.runs
+            .iter()
+            .find(|(range, _)| range.contains(&at))
+            .map(|(_, rgb)| *rgb)
+    }
+}
+
+/// A markup mistake, at a character offset of the source text.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MarkupError {
+    #[error("`{{{name}}}` at character {offset} is not a colour")]
+    UnknownColor { offset: usize, name: String },
+    #[error("`{{` at character {offset} is not closed")]
+    Unclosed { offset: usize },
+}
+
+/// Parses colour markup. Text without `{` comes back unchanged.
+pub fn parse(source: &str) -> Result<Styled, MarkupError> {
+    if !source.contains('{') {
+        return Ok(Styled::plain(source));
+    }
+    let mut text = String::with_capacity(source.len());
+    let mut runs = Vec::new();
+    let mut open: Option<(usize, Rgb)> = None;
+    let mut chars = source.char_indices().enumerate().peekable();
+    while let Some((offset, (byte, c))) = chars.next() {
+        if c != '{' {
+            text.push(c);
+            continue;
+        }
+        if chars.peek().is_some_and(|(_, (_, next))| *next == '{') {
+            chars.next();
+            text.push('{');
+            continue;
+        }
+        let rest = &source[byte + 1..];
+        let Some(end) = rest.find('}') else {
+            return Err(MarkupError::Unclosed { offset });
+        };
+        let name = &rest[..end];
+        // Skip the tag's characters.
+        for _ in 0..name.chars().count() + 1 {
+            chars.next();
+        }
+        if let Some((start, rgb)) = open.take()
+            && start < text.len()
+        {
+            runs.push((start..text.len(), rgb));
+        }
+        if name == "/" {
+            continue;
+        }
+        match parse_color(name) {
+            Some(rgb) => open = Some((text.len(), rgb)),
+            None => {
+                return Err(MarkupError::UnknownColor {
+                    offset,
+                    name: name.to_owned(),
+                });
+            }
+        }
+    }
+    if let Some((start, rgb)) = open
+        && start < text.len()
+    {
+        runs.push((start..text.len(), rgb));
+    }
+    Ok(Styled { text, runs })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spans_and_escapes() {
+        let styled = parse("中标金额{red}1,234元{/}，公示{{7}}日").unwrap();
+        assert_eq!(styled.text, "中标金额1,234元，公示{7}}日");
+        let (range, rgb) = &styled.runs[0];
+        assert_eq!(&styled.text[range.clone()], "1,234元");
+        assert_eq!(*rgb, Rgb(255, 0, 0));
+        assert_eq!(styled.runs.len(), 1);
+    }
+
+    #[test]
+    fn a_new_colour_ends_the_previous_span_and_an_open_span_runs_to_the_end() {
+        let styled = parse("{green}甲{#0000ff}乙").unwrap();
+        assert_eq!(styled.text, "甲乙");
+        assert_eq!(
+            styled.runs,
+            vec![(0..3, Rgb(0, 255, 0)), (3..6, Rgb(0, 0, 255))]
+        );
+    }
+
+    #[test]
+    fn mistakes_are_reported_with_their_position() {
+        assert_eq!(
+            parse("公示{rde}期"),
+            Err(MarkupError::UnknownColor {
+                offset: 2,
+                name: "rde".into()
+            })
+        );
+        assert_eq!(
+            parse("公示{red期"),
+            Err(MarkupError::Unclosed { offset: 2 })
+        );
+    }
+
+    #[test]
+    fn text_without_braces_is_unchanged() {
+        assert_eq!(
+            parse("城区道路照明").unwrap(),
+            Styled::plain("城区道路照明")
+        );
+    }
+}
