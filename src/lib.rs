@@ -11,6 +11,7 @@ pub mod config;
 pub mod diag;
 pub mod i18n;
 pub mod layout;
+pub mod preview;
 pub mod raster;
 
 // The message catalogue: one file per language under `locales/`, embedded at compile time.
