@@ -3,11 +3,29 @@
 
 use gongkai::i18n::{Lang, has_key};
 
+/// First segments of the catalogue's keys (`check` of `check.bad_id`), from every locale file,
+/// whether it holds one language (`_version: 1`) or all of them (`_version: 2`).
+fn key_prefixes() -> Vec<String> {
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("locales");
+    let mut prefixes = Vec::new();
+    for entry in std::fs::read_dir(root).expect("locales/") {
+        let text = std::fs::read_to_string(entry.expect("entry").path()).expect("read locale");
+        for line in text.lines().filter(|l| !l.starts_with([' ', '#', '_'])) {
+            if let Some((key, _)) = line.split_once(':')
+                && let Some((prefix, _)) = key.split_once('.')
+            {
+                prefixes.push(format!("{prefix}."));
+            }
+        }
+    }
+    prefixes.sort();
+    prefixes.dedup();
+    prefixes
+}
+
 /// String literals in `src/` that look like catalogue keys.
 fn keys_in_source() -> Vec<String> {
-    let prefixes = [
-        "diag.", "load.", "yaml.", "kind.", "check.", "what.", "cron.", "cli.",
-    ];
+    let prefixes = key_prefixes();
     let mut keys = Vec::new();
     let mut stack = vec![std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src")];
     while let Some(dir) = stack.pop() {
