@@ -9,6 +9,7 @@
 //!
 //! This module reads files and nothing else: no clock, no network, no devices.
 
+pub mod glyphs;
 pub mod model;
 pub mod raw;
 pub mod schema;
@@ -58,7 +59,15 @@ pub struct SiteSources {
 pub fn load(dir: &Path) -> Loaded {
     let mut report = Report::default();
     let sources = read_sources(dir, &mut report);
-    validate::check(sources, report)
+    let mut loaded = validate::check(sources, report);
+    if let Some(model) = &loaded.model {
+        glyphs::check(model, dir, &mut loaded.report);
+        loaded.report.sort();
+        if loaded.report.has_errors() {
+            loaded.model = None;
+        }
+    }
+    loaded
 }
 
 /// Reads every file the site consists of. Files that cannot be read or are not UTF-8 become

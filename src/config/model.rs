@@ -250,6 +250,10 @@ pub struct Item {
     pub channels: Vec<Channel>,
     /// Line of the item's `id` in its playlist file, for messages about the item.
     pub line: u32,
+    /// Where the title and the body are written (line, column, length), for messages about
+    /// their characters.
+    pub title_at: (u32, u32, u32),
+    pub body_at: Option<(u32, u32, u32)>,
 }
 
 /// How an item plays on a board.

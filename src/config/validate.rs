@@ -1241,6 +1241,8 @@ impl Checker {
             color,
             channels,
             line: raw.id.line(),
+            title_at: (raw.title.line(), raw.title.col(), raw.title.len()),
+            body_at: raw.body.as_ref().map(|b| (b.line(), b.col(), b.len())),
         })
     }
 

@@ -14,7 +14,7 @@
 pub mod frame;
 pub mod mono;
 
-use crate::config::model::{PixelFormat, Rgb};
+use crate::config::model::{PixelFormat, Rgb, ShowMode};
 use crate::font::FontChain;
 use crate::layout::markup::Styled;
 use crate::layout::{Layout, Line, Zone};
@@ -203,58 +203,98 @@ fn draw_fixed_zones(ink: &mut Ink, layout: &Layout, fonts: &mut FontChain, paint
     }
 }
 
-/// A scroll item rendered once: its text on a strip with a body's width of blank on each side,
-/// so window `o` (0 ≤ o ≤ strip width + body width) shows the text entering from the right.
+/// Which way a moving body travels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Axis {
+    /// Scroll: right to left.
+    Horizontal,
+    /// Roll: bottom to top.
+    Vertical,
+}
+
+/// A scroll or roll item rendered once: its text on a strip with a body's width (or height) of
+/// blank on each side, so position `o` shows the text entering from the right (or bottom) and
+/// the last position shows it gone. Frames are cut from it, never re-rendered.
 pub struct Strip {
+    pub axis: Axis,
     pub body: Zone,
-    /// Per colour, the strip's mask (body height tall).
+    /// Per colour, the strip's mask.
     masks: Vec<(Rgb, MonoFrame)>,
-    /// Number of scroll positions: text width + body width + 1.
+    /// Number of positions: one pass is positions − 1 pixels of travel.
     pub positions: u32,
     /// Title bar and clock, composed once.
     background: Frame,
 }
 
-/// Renders the strip and the fixed zones of a scroll-mode layout.
+/// Renders the moving body and the fixed zones of a scroll-mode (horizontal) or roll-mode
+/// (vertical) layout.
 pub fn render_strip(layout: &Layout, fonts: &mut FontChain, paint: &Paint<'_>) -> Strip {
     let body = layout.body;
     let body_color = paint
         .color
         .unwrap_or_else(|| default_body_color(paint.format));
-    let mut ink = Ink::new(layout.strip_width + 2 * body.width, body.height);
-    if let Some(line) = layout.pages.first().and_then(|p| p.lines.first()) {
-        // In strip coordinates: the text starts one body width in, the baseline is relative
-        // to the body's top.
-        let placed = Line {
-            range: line.range.clone(),
-            x: body.width as i32,
-            baseline: line.baseline - body.y as i32,
-            width: line.width,
+    let lines: Vec<&Line> = layout.pages.iter().flat_map(|p| &p.lines).collect();
+    let (axis, mut ink, travel) = if layout.mode == ShowMode::Roll {
+        let text_height = lines.len() as u32 * layout.pitch;
+        (
+            Axis::Vertical,
+            Ink::new(body.width, text_height + 2 * body.height),
+            text_height + body.height,
+        )
+    } else {
+        (
+            Axis::Horizontal,
+            Ink::new(layout.strip_width + 2 * body.width, body.height),
+            layout.strip_width + body.width,
+        )
+    };
+    for line in lines {
+        // In strip coordinates: one body width (or height) of blank comes first.
+        let placed = match axis {
+            Axis::Horizontal => Line {
+                x: body.width as i32,
+                baseline: line.baseline - body.y as i32,
+                ..line.clone()
+            },
+            Axis::Vertical => Line {
+                x: line.x - body.x as i32,
+                baseline: line.baseline - body.y as i32 + body.height as i32,
+                ..line.clone()
+            },
         };
         ink.line(fonts, &layout.text, &placed, 0, body_color);
     }
     let mut fixed = Ink::new(paint.width, paint.height);
     draw_fixed_zones(&mut fixed, layout, fonts, paint);
     Strip {
+        axis,
         body,
         masks: ink.masks,
-        positions: layout.strip_width + body.width + 1,
+        positions: travel + 1,
         background: fixed.compose(paint.format),
     }
 }
 
 impl Strip {
-    /// The frame at scroll position `offset` (clamped to the last position).
+    /// The frame at position `offset` (clamped to the last position).
     pub fn frame(&self, offset: u32) -> Frame {
         let offset = offset.min(self.positions.saturating_sub(1));
         let mut frame = self.background.clone();
-        let mut window = MonoFrame::new(self.body.width, self.body.height);
         let masks: Vec<(Rgb, MonoFrame)> = self
             .masks
             .iter()
             .map(|(color, strip)| {
-                mono::cut_window(strip, offset, &mut window);
-                (*color, window.clone())
+                let mut window = MonoFrame::new(self.body.width, self.body.height);
+                match self.axis {
+                    Axis::Horizontal => mono::cut_window(strip, offset, &mut window),
+                    Axis::Vertical => {
+                        // Whole rows: a vertical window is a slice of the strip's bytes.
+                        let start = (offset as usize * strip.stride).min(strip.data.len());
+                        let end = (start + window.data.len()).min(strip.data.len());
+                        window.data[..end - start].copy_from_slice(&strip.data[start..end]);
+                    }
+                }
+                (*color, window)
             })
             .collect();
         compose_into(&mut frame, &masks, (self.body.x, self.body.y));
@@ -394,6 +434,49 @@ mod tests {
                 (0, 0),
             );
             assert_eq!(frame, reference, "{format:?}");
+        }
+    }
+
+    #[test]
+    fn roll_frames_move_up_one_row_per_position() {
+        let mut fonts = FontChain::builtin(BuiltinFont::Wqy16);
+        let canvas = Canvas {
+            width: 64,
+            height: 32,
+            zones: Zones {
+                title: crate::config::model::TitleBar::Never,
+                ..Zones::default()
+            },
+        };
+        let show = Show {
+            mode: ShowMode::Roll,
+            ..Show::default()
+        };
+        let content = Content {
+            title: "",
+            body: "一二三四五六七八九十",
+            category: "其他",
+            show,
+        };
+        let laid = layout(&content, &canvas, &mut fonts).unwrap();
+        let paint = Paint {
+            format: PixelFormat::Mono,
+            width: 64,
+            height: 32,
+            color: None,
+            clock: None,
+        };
+        let strip = render_strip(&laid, &mut fonts, &paint);
+        assert_eq!(strip.axis, Axis::Vertical);
+        assert_eq!(strip.positions, 3 * laid.pitch + 32 + 1);
+        assert_eq!(lit(&strip.frame(0)), 0);
+        assert_eq!(lit(&strip.frame(strip.positions - 1)), 0);
+        // Position p+1 is position p moved up by one row.
+        let (a, b) = (strip.frame(40), strip.frame(41));
+        for y in 0..31 {
+            for x in 0..64 {
+                assert_eq!(a.pixel(x, y + 1), b.pixel(x, y), "{x},{y}");
+            }
         }
     }
 }

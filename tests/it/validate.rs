@@ -561,3 +561,60 @@ fn site_name_without_ascii_gets_a_distinct_mqtt_client_id() {
     assert!(a.client_id.starts_with("gongkai-") && b.client_id.starts_with("gongkai-"));
     assert_ne!(a.client_id, b.client_id);
 }
+
+#[test]
+fn character_drawn_by_a_fallback_font_is_a_warning_at_its_position() {
+    let site = Fixture::new();
+    site.edit(
+        PL,
+        "category: 政府采购",
+        "category: 人员录用\n    body: 拟录用李镕同志",
+    );
+    let loaded = site.load();
+    assert!(loaded.model.is_some(), "a fallback is not an error");
+    let warning = loaded
+        .report
+        .diagnostics
+        .iter()
+        .find(|d| d.severity == Severity::Warning)
+        .expect("a warning");
+    assert_eq!(
+        warning.headline(Lang::En),
+        "playlists/main.yaml:10:15: warning: `镕` (U+9555, character 5 of the body of n1) is not in wqy16; on board boards it is drawn with unifont-bmp"
+    );
+    assert!(warning.headline(Lang::Zh).contains("改用 unifont-bmp 显示"));
+}
+
+#[test]
+fn character_no_font_has_is_an_error() {
+    let site = Fixture::new();
+    site.edit(
+        PL,
+        "category: 政府采购",
+        "category: 政府采购\n    body: \"公示\u{F0000}\"",
+    );
+    let error = crate::fixture::single_error(&site.load());
+    assert_eq!(
+        error.headline(Lang::En),
+        "playlists/main.yaml:10:14: error: `\u{F0000}` (U+F0000, character 3 of the body of n1) is in no font of board boards"
+    );
+}
+
+#[test]
+fn broken_colour_markup_is_an_error() {
+    let site = Fixture::new();
+    site.edit(
+        PL,
+        "category: 政府采购",
+        "category: 政府采购\n    body: 中标金额{rde}100元{/}",
+    );
+    let error = crate::fixture::single_error(&site.load());
+    assert!(
+        error
+            .headline(Lang::En)
+            .starts_with("playlists/main.yaml:10:11: error: colour markup in the body: "),
+        "{}",
+        error.headline(Lang::En)
+    );
+    assert!(error.headline(Lang::En).contains("rde"));
+}
