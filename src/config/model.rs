@@ -39,6 +39,15 @@ impl Model {
         self.displays.iter().find(|d| d.id == id)
     }
 
+    /// The link the daemon drives for `display`: simulated when the site says so.
+    pub fn effective_link<'a>(&self, display: &'a Display) -> std::borrow::Cow<'a, Link> {
+        if self.site.simulate {
+            std::borrow::Cow::Owned(Link::Simulated)
+        } else {
+            std::borrow::Cow::Borrowed(&display.link)
+        }
+    }
+
     pub fn profile_of(&self, display: &Display) -> &Profile {
         &self.profiles[display.profile]
     }

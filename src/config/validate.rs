@@ -419,7 +419,7 @@ impl Checker {
 
         let (displays, groups) =
             // A broken `mqtt:` section is reported once, not again for every MQTT display.
-            self.displays(file, &raw.displays, known, raw.simulate, raw.mqtt.is_some());
+            self.displays(file, &raw.displays, known, raw.mqtt.is_some());
         let fallback_admin = Listener {
             addr: SocketAddr::from(([127, 0, 0, 1], 8640)),
             token: None,
@@ -563,7 +563,6 @@ impl Checker {
         file: &str,
         raw: &[RawDisplay],
         known: &Known<'_>,
-        simulate_all: bool,
         have_mqtt: bool,
     ) -> (Vec<Display>, BTreeMap<String, Vec<DisplayIdx>>) {
         let mut displays = Vec::with_capacity(raw.len());
@@ -637,7 +636,9 @@ impl Checker {
                 name: d.name.clone().unwrap_or_else(|| d.id.to_string()),
                 location: d.location.clone(),
                 profile,
-                link: if simulate_all { Link::Simulated } else { link },
+                // Kept as configured even when the site simulates: previews pace frames by it,
+                // and `Model::effective_link` says what the daemon drives.
+                link,
                 groups: display_groups,
                 line: d.id.line(),
                 col: d.id.col(),

@@ -29,7 +29,7 @@ fn example_county_validates_without_errors() {
     );
     for display in &model.displays {
         assert_eq!(
-            display.link,
+            *model.effective_link(display),
             Link::Simulated,
             "simulate: true overrides every link"
         );
