@@ -16,7 +16,10 @@ use std::process::ExitCode;
 
 use clap::{Arg, ArgAction, CommandFactory, FromArgMatches, Parser, Subcommand};
 
+mod preview;
+
 use crate::config;
+use crate::config::model::ShowMode;
 use crate::i18n::{Lang, tr};
 
 /// The outcome of a command, as a process exit code.
@@ -61,6 +64,36 @@ pub enum Command {
     Schema {
         #[arg(long, value_name = "DIR")]
         write: Option<PathBuf>,
+    },
+    /// Pictures of what a display will show.
+    Preview {
+        #[arg(value_name = "ITEM")]
+        item: Option<String>,
+        #[arg(long, value_name = "ID")]
+        display: Option<String>,
+        #[arg(long, value_name = "FILE")]
+        profile: Option<PathBuf>,
+        #[arg(long, value_name = "TEXT")]
+        text: Option<String>,
+        #[arg(long, value_name = "TEXT")]
+        title: Option<String>,
+        #[arg(long, value_name = "MODE", value_parser = ["page", "scroll", "roll"])]
+        mode: Option<String>,
+        #[arg(
+            long,
+            value_name = "DIR",
+            default_value = "preview",
+            hide_default_value = true
+        )]
+        out: PathBuf,
+        #[arg(long, value_name = "N", default_value_t = 6, hide_default_value = true)]
+        scale: u32,
+        #[arg(long)]
+        strict: bool,
+        #[arg(long)]
+        lines: bool,
+        #[arg(long, value_name = "TIME")]
+        at: Option<String>,
     },
 }
 
@@ -121,6 +154,38 @@ pub fn run(args: &Args, lang: Lang) -> Exit {
     match &args.command {
         Command::Validate => validate(&args.site, lang),
         Command::Schema { write } => schema(write.as_deref(), lang),
+        Command::Preview {
+            item,
+            display,
+            profile,
+            text,
+            title,
+            mode,
+            out,
+            scale,
+            strict,
+            lines,
+            at,
+        } => {
+            let options = preview::Options {
+                item: item.clone(),
+                display: display.clone(),
+                profile: profile.clone(),
+                text: text.clone(),
+                title: title.clone(),
+                mode: mode.as_deref().map(|m| match m {
+                    "scroll" => ShowMode::Scroll,
+                    "roll" => ShowMode::Roll,
+                    _ => ShowMode::Page,
+                }),
+                out: out.clone(),
+                scale: *scale,
+                strict: *strict,
+                lines: *lines,
+                at: at.clone(),
+            };
+            preview::run(&args.site, &options, lang)
+        }
     }
 }
 

@@ -96,16 +96,22 @@ pub fn read_sources(dir: &Path, report: &mut Report) -> SiteSources {
             sources.playlists.push(file);
         }
     }
-    if let Ok(entries) = std::fs::read_dir(dir.join("fonts")) {
-        let mut fonts: Vec<String> = entries
-            .filter_map(|e| e.ok())
-            .filter(|e| e.path().is_file())
-            .map(|e| format!("fonts/{}", e.file_name().to_string_lossy()))
-            .collect();
-        fonts.sort();
-        sources.fonts = fonts;
-    }
+    sources.fonts = font_files(dir);
     sources
+}
+
+/// Files in the site's `fonts/`, as `fonts/NAME`, sorted.
+pub fn font_files(dir: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(dir.join("fonts")) else {
+        return Vec::new();
+    };
+    let mut fonts: Vec<String> = entries
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().is_file())
+        .map(|e| format!("fonts/{}", e.file_name().to_string_lossy()))
+        .collect();
+    fonts.sort();
+    fonts
 }
 
 /// `*.yaml` and `*.yml` files of a folder, sorted by name so "file order" is stable.

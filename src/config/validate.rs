@@ -1278,3 +1278,20 @@ struct Bus {
     /// Every protocol on the bus carries an address.
     addressable: bool,
 }
+
+/// Checks one hardware profile on its own, for commands that take `--profile FILE` outside a
+/// site. `fonts` lists the font files available (`fonts/…`).
+pub fn check_profile(file: SourceFile, fonts: Vec<String>) -> (Option<Profile>, Report) {
+    let mut cx = Checker {
+        report: Report::default(),
+        fonts: fonts.into_iter().collect(),
+        dropped_names: HashSet::new(),
+        sms_section: false,
+    };
+    let id = profile_id(&file.name);
+    let profile = cx
+        .parse::<RawProfile>(file)
+        .and_then(|(name, raw)| cx.profile(id, &name, raw));
+    cx.report.sort();
+    (profile, cx.report)
+}
