@@ -17,6 +17,7 @@ use std::process::ExitCode;
 use clap::{Arg, ArgAction, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 mod preview;
+mod schedule;
 
 use crate::config;
 use crate::config::model::ShowMode;
@@ -94,6 +95,28 @@ pub enum Command {
         lines: bool,
         #[arg(long, value_name = "TIME")]
         at: Option<String>,
+    },
+    /// Show what a display will show, when, and why.
+    Plan {
+        #[arg(long, value_name = "ID")]
+        display: String,
+        #[arg(long, value_name = "TIME")]
+        from: Option<String>,
+        #[arg(long, value_name = "TIME")]
+        to: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the next times a crontab expression fires.
+    Cron {
+        #[arg(value_name = "EXPR")]
+        expr: String,
+        #[arg(long, value_name = "TIME")]
+        from: Option<String>,
+        #[arg(long, value_name = "N", default_value_t = 10)]
+        count: usize,
+        #[arg(long, value_name = "ZONE")]
+        tz: Option<String>,
     },
 }
 
@@ -186,6 +209,32 @@ pub fn run(args: &Args, lang: Lang) -> Exit {
             };
             preview::run(&args.site, &options, lang)
         }
+        Command::Plan {
+            display,
+            from,
+            to,
+            json,
+        } => schedule::plan(
+            &args.site,
+            display,
+            from.as_deref(),
+            to.as_deref(),
+            *json,
+            lang,
+        ),
+        Command::Cron {
+            expr,
+            from,
+            count,
+            tz,
+        } => schedule::cron(
+            expr,
+            from.as_deref(),
+            *count,
+            tz.as_deref(),
+            &args.site,
+            lang,
+        ),
     }
 }
 

@@ -13,7 +13,9 @@ pub mod font;
 pub mod i18n;
 pub mod layout;
 pub mod preview;
+pub mod protocol;
 pub mod raster;
+pub mod schedule;
 
 // The message catalogue: one file per language under `locales/`, embedded at compile time.
 rust_i18n::i18n!("locales", fallback = "en");

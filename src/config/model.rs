@@ -188,6 +188,10 @@ pub struct Display {
     pub profile: ProfileIdx,
     pub link: Link,
     pub groups: Vec<String>,
+    /// Brightness points in site-file order; the most recent one that fired sets the level.
+    pub brightness: Vec<BrightnessPoint>,
+    /// Windows during which the board is switched off.
+    pub power_off: Vec<Window>,
     /// Line and column of the display's `id` in the site file, for messages about it.
     pub line: u32,
     pub col: u32,
@@ -232,6 +236,16 @@ pub struct Window {
     pub dates: Validity,
 }
 
+/// From each time `cron` fires, the display runs at `level` until the next point fires.
+#[derive(Debug, Clone)]
+pub struct BrightnessPoint {
+    /// As the operator wrote it.
+    pub cron_text: String,
+    pub cron: croner::Cron,
+    /// Within the profile's brightness range.
+    pub level: u32,
+}
+
 /// A half-open interval `[from, until)` in the site's timezone; `None` is unbounded.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Validity {
@@ -257,6 +271,8 @@ pub struct Item {
     pub show: Show,
     pub color: Option<Rgb>,
     pub channels: Vec<Channel>,
+    /// A priority notice: while its playlist is on air, it starts at least this often.
+    pub at_least_every: Option<Duration>,
     /// Line of the item's `id` in its playlist file, for messages about the item.
     pub line: u32,
     /// Where the title and the body are written (line, column, length), for messages about

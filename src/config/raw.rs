@@ -114,6 +114,24 @@ pub struct RawDisplay {
     /// 所属分组，播放列表可按分组投放。Groups; playlists may target a group.
     #[serde(default)]
     pub groups: Vec<Located<String>>,
+    /// 亮度时刻表：每个 cron 时刻起调到对应亮度，直到下一个时刻。
+    /// Brightness schedule: from each cron point on, the board runs at its level until the next.
+    #[serde(default)]
+    pub brightness: Vec<RawBrightnessPoint>,
+    /// 关屏时段（如夜间）：cron 起始时刻加时长，期间屏幕熄灭。
+    /// Power-off windows (at night, say): a cron start and a duration; the board is dark inside.
+    #[serde(default)]
+    pub power_off: Vec<RawWindow>,
+}
+
+/// 亮度时刻：cron 时刻与亮度。A brightness point: a cron time and a level.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawBrightnessPoint {
+    /// 5 段 crontab 时刻，如 "0 19 * * *"。5-field crontab time, e.g. "0 19 * * *".
+    pub cron: Located<String>,
+    /// 亮度，须在硬件配置的亮度范围内。Level, within the profile's brightness range.
+    pub level: Located<u32>,
 }
 
 /// 连接方式：`{ serial: 端口, baud: 波特率, address: 地址 }`、`{ mqtt: 主题 }` 或 `{ simulated: true }`。
@@ -502,6 +520,10 @@ pub struct RawItem {
     /// 发布渠道，默认 [board]。Channels, default [board].
     #[serde(default)]
     pub channels: Option<Vec<Channel>>,
+    /// 重点条目：列表播出时至少每隔这么久播出一次，如 10m。
+    /// A priority notice: while its playlist is on air, shown at least this often, e.g. 10m.
+    #[serde(default)]
+    pub at_least_every: Option<Located<String>>,
 }
 
 /// 公开类别：县政务公开实施意见的八个重点领域，另加会议公告、政策文件、其他。

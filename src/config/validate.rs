@@ -419,7 +419,7 @@ impl Checker {
 
         let (displays, groups) =
             // A broken `mqtt:` section is reported once, not again for every MQTT display.
-            self.displays(file, &raw.displays, known, raw.mqtt.is_some());
+            self.displays(file, &raw.displays, known, raw.mqtt.is_some(), timezone);
         let fallback_admin = Listener {
             addr: SocketAddr::from(([127, 0, 0, 1], 8640)),
             token: None,
@@ -564,6 +564,7 @@ impl Checker {
         raw: &[RawDisplay],
         known: &Known<'_>,
         have_mqtt: bool,
+        timezone: Tz,
     ) -> (Vec<Display>, BTreeMap<String, Vec<DisplayIdx>>) {
         let mut displays = Vec::with_capacity(raw.len());
         let mut first_seen: HashMap<&str, u32> = HashMap::new();
@@ -622,6 +623,12 @@ impl Checker {
                     display_groups.push(group.to_string());
                 }
             }
+            let brightness = self.brightness_points(file, d, profile.map(|p| &known.profiles[p]));
+            let power_off: Vec<Window> = d
+                .power_off
+                .iter()
+                .filter_map(|w| self.window(file, w, timezone))
+                .collect();
             let (Some(profile), Some(link)) = (profile, link) else {
                 self.dropped_names.insert(d.id.to_string());
                 self.dropped_names.extend(display_groups);
@@ -640,11 +647,58 @@ impl Checker {
                 // and `Model::effective_link` says what the daemon drives.
                 link,
                 groups: display_groups,
+                brightness,
+                power_off,
                 line: d.id.line(),
                 col: d.id.col(),
             });
         }
         (displays, groups)
+    }
+
+    /// A display's brightness points: each cron parses and each level is one the board has.
+    fn brightness_points(
+        &mut self,
+        file: &str,
+        d: &RawDisplay,
+        profile: Option<&Profile>,
+    ) -> Vec<BrightnessPoint> {
+        let mut points = Vec::with_capacity(d.brightness.len());
+        for point in &d.brightness {
+            let cron = match values::parse_cron(&point.cron) {
+                Ok(cron) => Some(cron),
+                Err(problem) => {
+                    self.cron_problem(file, &point.cron, problem);
+                    None
+                }
+            };
+            let mut level_ok = true;
+            if let Some(profile) = profile
+                && !profile.brightness.contains(&*point.level)
+            {
+                self.error(
+                    file,
+                    &point.level,
+                    Msg::new("schedule.check.brightness_level")
+                        .arg("level", *point.level)
+                        .arg("profile", &profile.id),
+                )
+                .hint = Some(
+                    Msg::new("schedule.check.brightness_level.hint")
+                        .arg("min", profile.brightness.start())
+                        .arg("max", profile.brightness.end()),
+                );
+                level_ok = false;
+            }
+            if let (Some(cron), true) = (cron, level_ok) {
+                points.push(BrightnessPoint {
+                    cron_text: point.cron.trim().to_owned(),
+                    cron,
+                    level: *point.level,
+                });
+            }
+        }
+        points
     }
 
     fn link(
@@ -1218,6 +1272,30 @@ impl Checker {
                 }
             },
         };
+        let at_least_every =
+            raw.at_least_every
+                .as_ref()
+                .and_then(|every| match values::parse_duration(every) {
+                    Ok(d) if !d.is_zero() => Some(d),
+                    Ok(_) => {
+                        self.error(
+                            file,
+                            every,
+                            Msg::new("schedule.check.every_zero").arg("value", every.as_str()),
+                        )
+                        .hint = Some(Msg::new("check.duration.hint"));
+                        None
+                    }
+                    Err(_) => {
+                        self.error(
+                            file,
+                            every,
+                            Msg::new("check.bad_duration").arg("value", every.as_str()),
+                        )
+                        .hint = Some(Msg::new("check.duration.hint"));
+                        None
+                    }
+                });
         let channels = raw.channels.clone().unwrap_or_else(|| vec![Channel::Board]);
         if channels.contains(&Channel::Sms) && !self.sms_section {
             self.error(
@@ -1241,6 +1319,7 @@ impl Checker {
             show,
             color,
             channels,
+            at_least_every,
             line: raw.id.line(),
             title_at: (raw.title.line(), raw.title.col(), raw.title.len()),
             body_at: raw.body.as_ref().map(|b| (b.line(), b.col(), b.len())),

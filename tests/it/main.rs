@@ -5,4 +5,5 @@ mod cli;
 mod example;
 mod fixture;
 mod generated;
+mod schedule;
 mod validate;
