@@ -110,6 +110,9 @@ const SUBSTITUTES: &[(char, &[Option<char>])] = &[
 /// The fonts of one display, in the order they are tried.
 pub struct FontChain {
     fonts: Vec<Box<dyn GlyphSource + Send>>,
+    /// Rows to move each font's glyphs down so that its hanzi stand where the primary font's
+    /// do (0 for the primary).
+    shifts: Vec<i32>,
     /// Advance of a blank cell (U+3000) and of the missing-glyph box: a hanzi's width.
     cell: u32,
     /// The missing-glyph box, rows as masks.
@@ -125,12 +128,18 @@ impl FontChain {
             .glyph('国')
             .map_or(metrics.height.max(8), |g| g.advance);
         let missing = box_rows(cell, metrics);
-        let fallback: Box<dyn GlyphSource + Send> = Box::new(StaticTable {
+        let mut fallback: Box<dyn GlyphSource + Send> = Box::new(StaticTable {
             name: "unifont-bmp",
             table: unifont::table(),
         });
+        // Align the tops of the ink of a reference hanzi, so a fallback name sits in line.
+        let shift = match (ink_top(primary.glyph('国')), ink_top(fallback.glyph('国'))) {
+            (Some(primary_top), Some(fallback_top)) => primary_top - fallback_top,
+            _ => 0,
+        };
         FontChain {
             fonts: vec![primary, fallback],
+            shifts: vec![0, shift],
             cell,
             missing,
             metrics,
@@ -190,7 +199,13 @@ impl FontChain {
         match self.resolve(c) {
             Resolved::Primary => self.fonts[0].glyph(c).unwrap_or(EMPTY),
             Resolved::Substituted(to) => self.fonts[0].glyph(to).unwrap_or(EMPTY),
-            Resolved::Fallback(index) => self.fonts[index].glyph(c).unwrap_or(EMPTY),
+            Resolved::Fallback(index) => {
+                let shift = self.shifts.get(index).copied().unwrap_or(0);
+                self.fonts[index].glyph(c).map_or(EMPTY, |g| GlyphRef {
+                    top: g.top + shift,
+                    ..g
+                })
+            }
             Resolved::Blank => GlyphRef {
                 left: 0,
                 top: 0,
@@ -207,6 +222,13 @@ impl FontChain {
             },
         }
     }
+}
+
+/// Rows from the baseline to the first row with ink (negative: above the baseline).
+fn ink_top(glyph: Option<GlyphRef<'_>>) -> Option<i32> {
+    let glyph = glyph?;
+    let first = glyph.rows.iter().position(|row| *row != 0)?;
+    Some(glyph.top + first as i32)
 }
 
 const EMPTY: GlyphRef<'static> = GlyphRef {

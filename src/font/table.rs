@@ -58,6 +58,10 @@ impl GlyphTable {
         self.metrics
     }
 
+    pub fn set_metrics(&mut self, metrics: LineMetrics) {
+        self.metrics = metrics;
+    }
+
     /// Number of glyphs stored.
     pub fn len(&self) -> usize {
         self.entries.len()

@@ -33,19 +33,41 @@ pub struct U8g2Font {
 
 impl U8g2Font {
     pub fn new(font: BuiltinFont) -> U8g2Font {
+        let font_kind = font;
         let (name, renderer) = renderer(font);
         let bbox = renderer.get_font_bounding_box(VerticalPosition::Baseline);
-        // The line box is the font's bounding box: no glyph draws outside it.
-        let metrics = LineMetrics {
+        let provisional = LineMetrics {
             height: bbox.size.height,
             baseline: u32::try_from(-bbox.top_left.y).unwrap_or(0),
         };
-        U8g2Font {
+        let mut font = U8g2Font {
             name,
             renderer,
-            table: GlyphTable::new(metrics),
+            table: GlyphTable::new(provisional),
             misses: vec![0; 0x1_0000 / 64].into_boxed_slice(),
             capture: Capture { pixels: Vec::new() },
+        };
+        let metrics = font.board_metrics(nominal_size(font_kind), provisional);
+        font.table.set_metrics(metrics);
+        font
+    }
+
+    /// A board's line is the font's nominal size (a 16 px font on 16 rows, four lines on a
+    /// 64-row board), not its bounding box, which a few outsized symbols inflate (wqy16's is 18
+    /// rows). The baseline puts a hanzi's top row on the line's first row, or lower if a
+    /// descender (g) would otherwise leave the line.
+    fn board_metrics(&mut self, size: u32, fallback: LineMetrics) -> LineMetrics {
+        let hanzi_top = self.glyph('国').map(|g| -g.top);
+        let descender = self.glyph('g').map(|g| g.top + g.rows.len() as i32 - 1);
+        match (hanzi_top, descender) {
+            (Some(top), Some(bottom)) => {
+                let baseline = top.max(size as i32 - 1 - bottom).clamp(0, size as i32 - 1);
+                LineMetrics {
+                    height: size,
+                    baseline: baseline as u32,
+                }
+            }
+            _ => fallback,
         }
     }
 
@@ -128,6 +150,16 @@ impl GlyphSource for U8g2Font {
 
     fn name(&self) -> &str {
         self.name
+    }
+}
+
+/// The pixel size a font is designed for.
+fn nominal_size(font: BuiltinFont) -> u32 {
+    match font {
+        BuiltinFont::Wqy12 => 12,
+        BuiltinFont::Wqy14 => 14,
+        BuiltinFont::Wqy15 => 15,
+        BuiltinFont::Wqy16 | BuiltinFont::Unifont => 16,
     }
 }
 

@@ -5,5 +5,6 @@ mod cli;
 mod example;
 mod fixture;
 mod generated;
+mod render;
 mod schedule;
 mod validate;
