@@ -159,10 +159,12 @@ pub fn load_chain(font: &FontRef, site_dir: &Path) -> Result<FontChain, String> 
             let text =
                 std::fs::read_to_string(site_dir.join(path)).map_err(|e| format!("{path}: {e}"))?;
             let table = crate::font::bdf::parse(&text).map_err(|e| format!("{path}: {e}"))?;
-            Ok(FontChain::new(Box::new(crate::font::FileFont {
-                name: path.clone(),
-                table,
-            })))
+            Ok(FontChain::new(crate::font::Primary::File(
+                crate::font::FileFont {
+                    name: path.clone(),
+                    table,
+                },
+            )))
         }
         FontRef::File {
             path,

@@ -44,13 +44,23 @@ pub struct GlyphRef<'a> {
     pub rows: &'a [u32],
 }
 
-/// Where a font's glyphs come from.
+/// Where a font's glyphs come from. Looking up (which may unpack a glyph) and borrowing are
+/// two steps, so a caller can look up in one font and fall back to another without holding a
+/// borrow across both.
 pub trait GlyphSource {
-    /// The glyph for `c`, if this font has one.
-    fn glyph(&mut self, c: char) -> Option<GlyphRef<'_>>;
+    /// The id of `c`'s glyph, if this font has one.
+    fn find(&mut self, c: char) -> Option<u32>;
+    /// The glyph with an id `find` returned.
+    fn by_id(&self, id: u32) -> GlyphRef<'_>;
     fn metrics(&self) -> LineMetrics;
-    /// The name reported to operators (`wqy16`, `fonts/board.bdf`, `unifont`).
+    /// The name reported to operators (`wqy16`, `fonts/board.bdf`, `unifont-bmp`).
     fn name(&self) -> &str;
+
+    /// The glyph for `c`, if this font has one.
+    fn glyph(&mut self, c: char) -> Option<GlyphRef<'_>> {
+        let id = self.find(c)?;
+        Some(self.by_id(id))
+    }
 }
 
 /// A font loaded from a file, held whole.
@@ -60,8 +70,11 @@ pub struct FileFont {
 }
 
 impl GlyphSource for FileFont {
-    fn glyph(&mut self, c: char) -> Option<GlyphRef<'_>> {
-        self.table.get(c)
+    fn find(&mut self, c: char) -> Option<u32> {
+        self.table.find(c)
+    }
+    fn by_id(&self, id: u32) -> GlyphRef<'_> {
+        self.table.by_id(id)
     }
     fn metrics(&self) -> LineMetrics {
         self.table.metrics()
@@ -107,9 +120,47 @@ const SUBSTITUTES: &[(char, &[Option<char>])] = &[
     ('\u{00A0}', &[Some(' ')]), // no-break space
 ];
 
+/// A display's own font. An enum rather than a trait object: it is asked for every glyph of
+/// every frame, and a direct call lets the lookup inline.
+pub enum Primary {
+    Builtin(u8g2::U8g2Font),
+    File(FileFont),
+}
+
+impl GlyphSource for Primary {
+    #[inline]
+    fn find(&mut self, c: char) -> Option<u32> {
+        match self {
+            Primary::Builtin(font) => font.find(c),
+            Primary::File(font) => font.find(c),
+        }
+    }
+    #[inline]
+    fn by_id(&self, id: u32) -> GlyphRef<'_> {
+        match self {
+            Primary::Builtin(font) => font.by_id(id),
+            Primary::File(font) => font.by_id(id),
+        }
+    }
+    fn metrics(&self) -> LineMetrics {
+        match self {
+            Primary::Builtin(font) => font.metrics(),
+            Primary::File(font) => font.metrics(),
+        }
+    }
+    fn name(&self) -> &str {
+        match self {
+            Primary::Builtin(font) => font.name(),
+            Primary::File(font) => font.name(),
+        }
+    }
+}
+
 /// The fonts of one display, in the order they are tried.
 pub struct FontChain {
-    fonts: Vec<Box<dyn GlyphSource + Send>>,
+    primary: Primary,
+    /// Tried in order after the primary; `Resolved::Fallback(i)` is `fallbacks[i - 1]`.
+    fallbacks: Vec<Box<dyn GlyphSource + Send>>,
     /// Rows to move each font's glyphs down so that its hanzi stand where the primary font's
     /// do (0 for the primary).
     shifts: Vec<i32>,
@@ -122,7 +173,7 @@ pub struct FontChain {
 
 impl FontChain {
     /// A chain with `primary` first and Unifont as the last fallback.
-    pub fn new(mut primary: Box<dyn GlyphSource + Send>) -> FontChain {
+    pub fn new(mut primary: Primary) -> FontChain {
         let metrics = primary.metrics();
         let cell = primary
             .glyph('国')
@@ -138,7 +189,8 @@ impl FontChain {
             _ => 0,
         };
         FontChain {
-            fonts: vec![primary, fallback],
+            primary,
+            fallbacks: vec![fallback],
             shifts: vec![0, shift],
             cell,
             missing,
@@ -148,12 +200,14 @@ impl FontChain {
 
     /// The chain for a built-in font.
     pub fn builtin(font: BuiltinFont) -> FontChain {
-        FontChain::new(Box::new(u8g2::U8g2Font::new(font)))
+        FontChain::new(Primary::Builtin(u8g2::U8g2Font::new(font)))
     }
 
     /// Names of the fonts in the chain, in order.
     pub fn names(&self) -> Vec<&str> {
-        self.fonts.iter().map(|f| f.name()).collect()
+        std::iter::once(self.primary.name())
+            .chain(self.fallbacks.iter().map(|f| f.name()))
+            .collect()
     }
 
     pub fn metrics(&self) -> LineMetrics {
@@ -162,23 +216,23 @@ impl FontChain {
 
     /// How `c` is drawn.
     pub fn resolve(&mut self, c: char) -> Resolved {
-        if self.fonts[0].glyph(c).is_some() {
+        if self.primary.find(c).is_some() {
             return Resolved::Primary;
         }
         if let Some((_, options)) = SUBSTITUTES.iter().find(|(from, _)| *from == c) {
             for option in *options {
                 match option {
                     None => return Resolved::Blank,
-                    Some(to) if self.fonts[0].glyph(*to).is_some() => {
+                    Some(to) if self.primary.find(*to).is_some() => {
                         return Resolved::Substituted(*to);
                     }
                     Some(_) => {}
                 }
             }
         }
-        for (index, font) in self.fonts.iter_mut().enumerate().skip(1) {
-            if font.glyph(c).is_some() {
-                return Resolved::Fallback(index);
+        for (index, font) in self.fallbacks.iter_mut().enumerate() {
+            if font.find(c).is_some() {
+                return Resolved::Fallback(index + 1);
             }
         }
         Resolved::Missing
@@ -186,7 +240,17 @@ impl FontChain {
 
     /// The glyph that draws `c`, whatever font it comes from; a box for a missing character.
     /// Control characters draw nothing and do not move the pen.
+    #[inline]
     pub fn glyph(&mut self, c: char) -> GlyphRef<'_> {
+        // The hot path: the display's own font has it.
+        if let Some(id) = self.primary.find(c) {
+            return self.primary.by_id(id);
+        }
+        self.glyph_slow(c)
+    }
+
+    #[cold]
+    fn glyph_slow(&mut self, c: char) -> GlyphRef<'_> {
         if c.is_control() {
             return GlyphRef {
                 left: 0,
@@ -197,11 +261,14 @@ impl FontChain {
             };
         }
         match self.resolve(c) {
-            Resolved::Primary => self.fonts[0].glyph(c).unwrap_or(EMPTY),
-            Resolved::Substituted(to) => self.fonts[0].glyph(to).unwrap_or(EMPTY),
+            Resolved::Primary => self.primary.glyph(c).unwrap_or(EMPTY),
+            Resolved::Substituted(to) => self.primary.glyph(to).unwrap_or(EMPTY),
             Resolved::Fallback(index) => {
                 let shift = self.shifts.get(index).copied().unwrap_or(0);
-                self.fonts[index].glyph(c).map_or(EMPTY, |g| GlyphRef {
+                let Some(font) = self.fallbacks.get_mut(index.wrapping_sub(1)) else {
+                    return EMPTY;
+                };
+                font.glyph(c).map_or(EMPTY, |g| GlyphRef {
                     top: g.top + shift,
                     ..g
                 })
@@ -258,8 +325,11 @@ struct StaticTable {
 }
 
 impl GlyphSource for StaticTable {
-    fn glyph(&mut self, c: char) -> Option<GlyphRef<'_>> {
-        self.table.get(c)
+    fn find(&mut self, c: char) -> Option<u32> {
+        self.table.find(c)
+    }
+    fn by_id(&self, id: u32) -> GlyphRef<'_> {
+        self.table.by_id(id)
     }
     fn metrics(&self) -> LineMetrics {
         self.table.metrics()

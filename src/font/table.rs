@@ -4,16 +4,24 @@
 //! fonts glyph by glyph as they are first used), so raster blits one representation.
 //!
 //! Memory: a slot table of 65,536 × 4 bytes for the Basic Multilingual Plane (characters
-//! beyond it are kept in a small sorted side list), 8 bytes of metrics per glyph and 4 bytes per
-//! row. Unifont's 57,000 glyphs of 16 rows take about 4 MB; a GB2312 font about 500 KB.
+//! beyond it are kept in a small sorted side list) and 76 bytes per glyph of up to 16 rows,
+//! kept inline so drawing a glyph touches one entry (taller glyphs keep their rows apart).
+//! Unifont's 57,000 glyphs take about 4.3 MB, loaded once and shared by every display; a
+//! GB2312 font at most 7,541 × 76 bytes ≈ 560 KiB when every one of its glyphs has been used.
 
 use super::{GlyphRef, LineMetrics};
 
 /// Slot value for "no glyph".
 const NONE: u32 = u32::MAX;
 
+/// Rows kept inside an entry: every built-in and Unifont glyph fits, so drawing one touches
+/// one entry and nothing else.
+const INLINE_ROWS: usize = 16;
+
 #[derive(Debug, Clone, Copy)]
 struct Entry {
+    rows: [u32; INLINE_ROWS],
+    /// Taller glyphs (large BDF fonts): where their rows start in `GlyphTable::rows`.
     first_row: u32,
     left: i8,
     top: i8,
@@ -74,7 +82,13 @@ impl GlyphTable {
     /// Stores a glyph for `c`, replacing any earlier one. Values out of range are clamped: a
     /// glyph wider than 32 columns keeps its first 32.
     pub fn insert(&mut self, c: char, glyph: NewGlyph<'_>) {
+        let height = glyph.rows.len().min(255);
+        let mut inline = [0u32; INLINE_ROWS];
+        if height <= INLINE_ROWS {
+            inline[..height].copy_from_slice(&glyph.rows[..height]);
+        }
         let entry = Entry {
+            rows: inline,
             first_row: self.rows.len() as u32,
             left: glyph.left.clamp(i8::MIN.into(), i8::MAX.into()) as i8,
             top: glyph.top.clamp(i8::MIN.into(), i8::MAX.into()) as i8,
@@ -82,8 +96,9 @@ impl GlyphTable {
             height: glyph.rows.len().min(255) as u8,
             advance: glyph.advance.min(u16::MAX.into()) as u16,
         };
-        self.rows
-            .extend_from_slice(&glyph.rows[..usize::from(entry.height)]);
+        if height > INLINE_ROWS {
+            self.rows.extend_from_slice(&glyph.rows[..height]);
+        }
         let index = self.entries.len() as u32;
         self.entries.push(entry);
         let code = u32::from(c);
@@ -101,6 +116,33 @@ impl GlyphTable {
         self.index(c).is_some()
     }
 
+    /// The glyph's id in this table, to fetch it with [`GlyphTable::by_id`].
+    #[inline]
+    pub fn find(&self, c: char) -> Option<u32> {
+        self.index(c).map(|i| i as u32)
+    }
+
+    /// The glyph with an id [`GlyphTable::find`] returned.
+    #[inline]
+    pub fn by_id(&self, id: u32) -> GlyphRef<'_> {
+        let entry = &self.entries[id as usize];
+        let height = usize::from(entry.height);
+        let rows = if height <= INLINE_ROWS {
+            &entry.rows[..height]
+        } else {
+            let first = entry.first_row as usize;
+            &self.rows[first..first + height]
+        };
+        GlyphRef {
+            left: entry.left.into(),
+            top: entry.top.into(),
+            width: entry.width.into(),
+            advance: entry.advance.into(),
+            rows,
+        }
+    }
+
+    #[inline]
     fn index(&self, c: char) -> Option<usize> {
         let code = u32::from(c);
         let index = if code < 0x1_0000 {
@@ -115,15 +157,7 @@ impl GlyphTable {
     }
 
     pub fn get(&self, c: char) -> Option<GlyphRef<'_>> {
-        let entry = self.entries[self.index(c)?];
-        let first = entry.first_row as usize;
-        Some(GlyphRef {
-            left: entry.left.into(),
-            top: entry.top.into(),
-            width: entry.width.into(),
-            advance: entry.advance.into(),
-            rows: &self.rows[first..first + usize::from(entry.height)],
-        })
+        Some(self.by_id(self.find(c)?))
     }
 
     /// Every character with a glyph, in code point order.

@@ -144,10 +144,24 @@ impl MonoFrame {
 
     /// Draws `text` as one line from pen `x` on `baseline`; returns the pen after it.
     pub fn draw_text(&mut self, fonts: &mut FontChain, x: i32, baseline: i32, text: &str) -> i32 {
+        let (width, rows) = self.extent();
+        let mut target = Target {
+            width: i64::from(width),
+            height: rows as i64,
+            stride: self.stride,
+            data: &mut self.data,
+        };
         let mut pen = x;
         for c in text.chars() {
             let glyph = fonts.glyph(c);
-            self.draw_glyph(pen, baseline, glyph);
+            if !glyph.rows.is_empty() {
+                target.blit(
+                    i64::from(pen) + i64::from(glyph.left),
+                    i64::from(baseline) + i64::from(glyph.top),
+                    glyph.rows,
+                    glyph.width.min(32) as u8,
+                );
+            }
             pen = pen.saturating_add(glyph.advance as i32);
         }
         pen
