@@ -372,3 +372,72 @@ fn shifted(x: u8, y: u8, shift: u32) -> u8 {
     // `>> 1 >> (7 - shift)` is `>> (8 - shift)` without a shift by 8.
     (x << shift) | (y >> 1 >> (7 - shift))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frame_bit_order_is_msb_first() {
+        let mut frame = MonoFrame::new(20, 3);
+        assert_eq!(frame.stride, 3);
+        frame.set_pixel(0, 0, true);
+        frame.set_pixel(9, 1, true);
+        frame.set_pixel(19, 2, true);
+        frame.set_pixel(20, 2, true); // outside: ignored
+        assert_eq!(frame.data, [0x80, 0, 0, 0, 0x40, 0, 0, 0, 0x10]);
+        assert!(frame.pixel(9, 1) && !frame.pixel(8, 1) && !frame.pixel(20, 2));
+    }
+
+    /// Deterministic pseudo-random bytes (xorshift), so strips have content everywhere,
+    /// padding bits included.
+    fn noise(len: usize, seed: u64) -> Vec<u8> {
+        let mut s = seed | 1;
+        (0..len)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                (s >> 24) as u8
+            })
+            .collect()
+    }
+
+    fn naive_cut(strip: &MonoFrame, x_offset: u32, out: &mut MonoFrame) {
+        out.clear();
+        for y in 0..out.height {
+            for x in 0..out.width {
+                let on = x_offset.checked_add(x).is_some_and(|sx| strip.pixel(sx, y));
+                out.set_pixel(x, y, on);
+            }
+        }
+    }
+
+    #[test]
+    fn cut_window_matches_a_pixel_by_pixel_copy() {
+        // Widths around multiples of 8 and 64; offsets over the whole strip and past its end,
+        // so windows start on every bit phase and run off the strip's right edge.
+        for (strip_w, strip_h, out_w, out_h) in [
+            (701, 9, 192, 9),
+            (640, 8, 192, 8),
+            (333, 5, 61, 7),
+            (200, 4, 64, 3),
+            (13, 2, 24, 2),
+        ] {
+            let mut strip = MonoFrame::new(strip_w, strip_h);
+            strip.data = noise(strip.data.len(), u64::from(strip_w));
+            let mut ours = MonoFrame::new(out_w, out_h);
+            let mut want = MonoFrame::new(out_w, out_h);
+            for x_offset in (0..strip_w + 70).chain([u32::MAX - 5, u32::MAX]) {
+                // Stale content must be overwritten, not ORed.
+                ours.data.fill(0xA5);
+                cut_window(&strip, x_offset, &mut ours);
+                naive_cut(&strip, x_offset, &mut want);
+                assert!(
+                    ours == want,
+                    "strip {strip_w}x{strip_h} -> {out_w}x{out_h} at {x_offset}"
+                );
+            }
+        }
+    }
+}

@@ -5,6 +5,7 @@ mod cli;
 mod example;
 mod fixture;
 mod generated;
+mod preview;
 mod render;
 mod schedule;
 mod validate;
