@@ -1,5 +1,6 @@
 //! How long `gongkai validate` takes on a large county: 200 displays, 50 playlists, 2,000
-//! items, parsed from YAML text and validated into a Model (file reading excluded).
+//! items, parsed from YAML text, validated into a Model, and every character checked against
+//! the displays' fonts (file reading excluded).
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use gongkai::diag::Report;
@@ -31,7 +32,19 @@ fn validate_large_site(c: &mut Criterion) {
     c.bench_function("validate_200_displays_50_playlists_2000_items", |b| {
         b.iter_batched(
             || sources.clone(),
-            |sources| gongkai::config::validate::check(sources, Report::default()),
+            |sources| {
+                // What `gongkai validate` does after reading the files: the checks of every
+                // file, then every character of every item against its displays' fonts.
+                let mut loaded = gongkai::config::validate::check(sources, Report::default());
+                if let Some(model) = &loaded.model {
+                    gongkai::config::glyphs::check(
+                        model,
+                        std::path::Path::new("."),
+                        &mut loaded.report,
+                    );
+                }
+                loaded
+            },
             BatchSize::LargeInput,
         )
     });
