@@ -9,6 +9,7 @@
 pub mod cli;
 pub mod config;
 pub mod diag;
+pub mod durations;
 pub mod font;
 pub mod i18n;
 pub mod layout;

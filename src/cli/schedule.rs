@@ -19,7 +19,7 @@ use crate::config::{self, SITE_FILE};
 use crate::diag::Msg;
 use crate::i18n::{Lang, tr};
 use crate::schedule::cron::CronSpec;
-use crate::schedule::{IdleCause, Schedule, Slot, What, Why, estimate};
+use crate::schedule::{IdleCause, Schedule, Slot, What, Why};
 
 /// How far ahead `cron` looks for the next fire (a 29 February can be eight years away).
 const CRON_LOOKAHEAD_DAYS: u32 = 366 * 8 + 2;
@@ -152,7 +152,8 @@ pub fn plan(
         return Exit::Usage;
     }
     let slots = Schedule::new(&model).and_then(|schedule| {
-        let durations = |item: &_, d| estimate::duration(&model, item, d);
+        let real = crate::durations::Durations::new(&model, site);
+        let durations = |item: &_, d| real.of(item, d);
         schedule.timeline(&[], index, from, to, &durations)
     });
     let slots = match slots {
