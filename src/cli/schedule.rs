@@ -14,9 +14,8 @@ use unicode_width::UnicodeWidthStr;
 
 use super::Exit;
 use crate::config::model::{Model, Window};
-use crate::config::values::{self, CronProblem, FieldReason};
+use crate::config::values::{self, CronProblem};
 use crate::config::{self, SITE_FILE};
-use crate::diag::Msg;
 use crate::i18n::{Lang, tr};
 use crate::schedule::cron::CronSpec;
 use crate::schedule::{IdleCause, Schedule, Slot, What, Why};
@@ -524,58 +523,7 @@ pub fn cron(
 
 /// The expression, a caret under the field that is wrong, the reason and a hint.
 fn cron_problem(expr: &str, problem: &CronProblem, lang: Lang) -> String {
-    let (message, caret) = match problem {
-        CronProblem::FieldCount { found } => (
-            Msg::new("cron.field_count")
-                .arg("expr", expr.trim())
-                .arg("found", found),
-            None,
-        ),
-        CronProblem::Macro { name } => (Msg::new("cron.macro").arg("name", name), None),
-        CronProblem::Field {
-            index,
-            offset,
-            text,
-            reason,
-        } => {
-            let field = values::CRON_FIELDS[*index];
-            let field_name = Msg::new(match field.key {
-                "minute" => "cron.field.minute",
-                "hour" => "cron.field.hour",
-                "day_of_month" => "cron.field.day_of_month",
-                "month" => "cron.field.month",
-                _ => "cron.field.day_of_week",
-            });
-            let reason = match reason {
-                FieldReason::OutOfRange { value } => Msg::new("cron.reason.range")
-                    .arg("value", value)
-                    .arg("min", field.min)
-                    .arg("max", field.max),
-                FieldReason::NotAValue { token } => {
-                    Msg::new("cron.reason.not_value").arg("token", token)
-                }
-                FieldReason::Backwards { start, end } => Msg::new("cron.reason.backwards")
-                    .arg("start", start)
-                    .arg("end", end),
-                FieldReason::Step { step } => Msg::new("cron.reason.step").arg("step", step),
-                FieldReason::NotCrontab { token } => {
-                    Msg::new("cron.reason.not_crontab").arg("token", token)
-                }
-            };
-            (
-                Msg::new("cron.bad_field")
-                    .arg_msg("field", field_name)
-                    .arg("number", index + 1)
-                    .arg("text", text)
-                    .arg_msg("reason", reason),
-                Some((*offset, text.chars().count().max(1))),
-            )
-        }
-    };
-    let hint = match problem {
-        CronProblem::Macro { .. } => Msg::new("cron.macro.hint"),
-        _ => Msg::new("cron.field_count.hint"),
-    };
+    let (message, caret, hint) = (problem.message(expr), problem.span(), problem.hint());
     let mut text = format!(
         "{}: {}\n",
         tr(lang, "diag.label.error", &[]),

@@ -3,8 +3,9 @@
 //!
 //! A character the display's font lacks but a fallback font has is a warning (it will look
 //! different from its neighbours); one no font has is an error (the board would show a box).
-//! Each is reported once per item and character, at the title or body of the item, with the
-//! character's position in that text and the font that draws it.
+//! Each is reported once per item, character and profile (two kinds of board with different
+//! fonts may disagree), at the title or body of the item, with the character's position in that
+//! text (counted from 1) and the font that draws it.
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
@@ -19,19 +20,23 @@ pub fn check(model: &Model, site_dir: &Path, report: &mut Report) {
     // One chain per profile: displays of one kind share their fonts.
     let mut chains: HashMap<usize, Option<FontChain>> = HashMap::new();
     for playlist in &model.playlists {
-        let mut profiles: BTreeSet<usize> = playlist
+        let target_profiles: BTreeSet<usize> = playlist
             .targets
             .iter()
             .map(|&d| model.displays[d].profile)
             .collect();
+        let no_profiles = BTreeSet::new();
         for item in &playlist.items {
-            if !item
+            // Only what goes on a screen needs glyphs; an SMS-only item is checked by SMS rules.
+            let on_screen = item
                 .channels
                 .iter()
-                .any(|c| matches!(c, Channel::Board | Channel::Touch))
-            {
-                profiles.clear();
-            }
+                .any(|c| matches!(c, Channel::Board | Channel::Touch));
+            let profiles = if on_screen {
+                &target_profiles
+            } else {
+                &no_profiles
+            };
             let texts = [
                 ("field.title", &item.title, Some(item.title_at)),
                 ("field.body", &item.body, item.body_at),
@@ -54,14 +59,14 @@ pub fn check(model: &Model, site_dir: &Path, report: &mut Report) {
                         continue;
                     }
                 };
-                for &profile_index in &profiles {
+                for &profile_index in profiles {
                     let chain = chains.entry(profile_index).or_insert_with(|| {
                         let profile = &model.profiles[profile_index];
                         match load_chain(&profile.font, site_dir) {
                             Ok(chain) => Some(chain),
                             Err(reason) => {
                                 report.push(Diagnostic::error(
-                                    Pos::file(format!("hw-profiles/{}.yaml", profile.id)),
+                                    Pos::file(&profile.file),
                                     Msg::new("glyph.font_unusable").arg("reason", reason),
                                 ));
                                 None

@@ -110,6 +110,8 @@ pub struct Listener {
 #[derive(Debug, Clone)]
 pub struct Profile {
     pub id: String,
+    /// The profile's file, relative to the site.
+    pub file: String,
     pub name: String,
     pub width: u32,
     pub height: u32,

@@ -337,7 +337,7 @@ pub struct RawSerialLimits {
     pub bauds: Vec<u32>,
     /// 接收缓冲区大小（字节），大数据分块发送。Receive buffer in bytes; larger payloads are chunked.
     #[serde(default)]
-    pub buffer: Option<u32>,
+    pub buffer: Option<Located<u32>>,
 }
 
 /// 控制器本地播放能力。What the controller can play by itself.

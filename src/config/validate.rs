@@ -15,7 +15,7 @@ use super::model::*;
 use super::raw::{
     self, Located, RawDisplay, RawItem, RawPlaylist, RawProfile, RawShow, RawSite, RawValidity,
 };
-use super::values::{self, CronProblem, DurationError, FieldReason};
+use super::values::{self, CronProblem, DurationError};
 use super::yaml_errors::{self, closest};
 use super::{Loaded, SiteSources, SourceFile};
 use crate::diag::{Diagnostic, Msg, Pos, Report};
@@ -279,9 +279,22 @@ impl Checker {
             );
             ok = false;
         }
+        // The board protocol carries the buffer size in 16 bits and needs room for a chunk
+        // header and at least a few bytes of payload (docs/protocol.md §1.5).
+        if let Some(buffer) = raw.serial.as_ref().and_then(|s| s.buffer.as_ref())
+            && !(64..=65_535).contains(&**buffer)
+        {
+            self.error(
+                file,
+                buffer,
+                Msg::new("check.buffer_range").arg("value", **buffer),
+            );
+            ok = false;
+        }
         let font = font?;
         ok.then(|| Profile {
             name: raw.name.unwrap_or_else(|| id.clone()),
+            file: file.to_owned(),
             id,
             width: *raw.width,
             height: *raw.height,
@@ -294,7 +307,10 @@ impl Checker {
                 .as_ref()
                 .map(|s| s.bauds.clone())
                 .unwrap_or_default(),
-            buffer: raw.serial.as_ref().and_then(|s| s.buffer),
+            buffer: raw
+                .serial
+                .as_ref()
+                .and_then(|s| s.buffer.as_ref().map(|b| **b)),
             local_pages: raw.local_playback.pages,
             local_scroll: raw.local_playback.scroll,
             brightness,
@@ -1053,64 +1069,15 @@ impl Checker {
 
     /// Points into the cron string at the field that is wrong.
     fn cron_problem(&mut self, file: &str, at: &Located<String>, problem: CronProblem) {
-        // A quoted scalar's span includes its quotes.
-        let quote = u32::from(at.len() as usize == at.chars().count() + 2);
         let mut pos = self.pos(file, at);
-        let (message, hint) = match problem {
-            CronProblem::FieldCount { found } => (
-                Msg::new("cron.field_count")
-                    .arg("expr", at.as_str())
-                    .arg("found", found),
-                Msg::new("cron.field_count.hint"),
-            ),
-            CronProblem::Macro { name } => (
-                Msg::new("cron.macro").arg("name", name),
-                Msg::new("cron.macro.hint"),
-            ),
-            CronProblem::Field {
-                index,
-                offset,
-                text,
-                reason,
-            } => {
-                pos.col += quote + offset as u32;
-                pos.len = text.chars().count() as u32;
-                let field = values::CRON_FIELDS[index];
-                let field_name = Msg::new(match field.key {
-                    "minute" => "cron.field.minute",
-                    "hour" => "cron.field.hour",
-                    "day_of_month" => "cron.field.day_of_month",
-                    "month" => "cron.field.month",
-                    _ => "cron.field.day_of_week",
-                });
-                let reason = match reason {
-                    FieldReason::OutOfRange { value } => Msg::new("cron.reason.range")
-                        .arg("value", value)
-                        .arg("min", field.min)
-                        .arg("max", field.max),
-                    FieldReason::NotAValue { token } => {
-                        Msg::new("cron.reason.not_value").arg("token", token)
-                    }
-                    FieldReason::Backwards { start, end } => Msg::new("cron.reason.backwards")
-                        .arg("start", start)
-                        .arg("end", end),
-                    FieldReason::Step { step } => Msg::new("cron.reason.step").arg("step", step),
-                    FieldReason::NotCrontab { token } => {
-                        Msg::new("cron.reason.not_crontab").arg("token", token)
-                    }
-                };
-                (
-                    Msg::new("cron.bad_field")
-                        .arg_msg("field", field_name)
-                        .arg("number", index + 1)
-                        .arg("text", text)
-                        .arg_msg("reason", reason),
-                    Msg::new("cron.field_count.hint"),
-                )
-            }
-        };
-        self.report
-            .push(Diagnostic::error(pos, message).with_hint(hint));
+        if let Some((offset, len)) = problem.span() {
+            // A quoted scalar's span includes its quotes.
+            let quote = u32::from(at.len() as usize == at.chars().count() + 2);
+            pos.col += quote + offset as u32;
+            pos.len = len as u32;
+        }
+        let diagnostic = Diagnostic::error(pos, problem.message(at)).with_hint(problem.hint());
+        self.report.push(diagnostic);
     }
 
     fn validity(&mut self, file: &str, raw: &RawValidity, tz: Tz) -> Validity {

@@ -184,6 +184,72 @@ pub enum CronProblem {
     },
 }
 
+impl CronProblem {
+    /// What is wrong, for the operator; `expr` is the expression as written.
+    pub fn message(&self, expr: &str) -> crate::diag::Msg {
+        use crate::diag::Msg;
+        match self {
+            CronProblem::FieldCount { found } => Msg::new("cron.field_count")
+                .arg("expr", expr.trim())
+                .arg("found", found),
+            CronProblem::Macro { name } => Msg::new("cron.macro").arg("name", name),
+            CronProblem::Field {
+                index,
+                text,
+                reason,
+                ..
+            } => {
+                let field = CRON_FIELDS[*index];
+                let field_name = Msg::new(match field.key {
+                    "minute" => "cron.field.minute",
+                    "hour" => "cron.field.hour",
+                    "day_of_month" => "cron.field.day_of_month",
+                    "month" => "cron.field.month",
+                    _ => "cron.field.day_of_week",
+                });
+                let reason = match reason {
+                    FieldReason::OutOfRange { value } => Msg::new("cron.reason.range")
+                        .arg("value", value)
+                        .arg("min", field.min)
+                        .arg("max", field.max),
+                    FieldReason::NotAValue { token } => {
+                        Msg::new("cron.reason.not_value").arg("token", token)
+                    }
+                    FieldReason::Backwards { start, end } => Msg::new("cron.reason.backwards")
+                        .arg("start", start)
+                        .arg("end", end),
+                    FieldReason::Step { step } => Msg::new("cron.reason.step").arg("step", step),
+                    FieldReason::NotCrontab { token } => {
+                        Msg::new("cron.reason.not_crontab").arg("token", token)
+                    }
+                };
+                Msg::new("cron.bad_field")
+                    .arg_msg("field", field_name)
+                    .arg("number", index + 1)
+                    .arg("text", text)
+                    .arg_msg("reason", reason)
+            }
+        }
+    }
+
+    /// How to write it instead.
+    pub fn hint(&self) -> crate::diag::Msg {
+        match self {
+            CronProblem::Macro { .. } => crate::diag::Msg::new("cron.macro.hint"),
+            _ => crate::diag::Msg::new("cron.field_count.hint"),
+        }
+    }
+
+    /// Where the wrong field is in the expression: (character offset, length), when one field
+    /// is to blame.
+    pub fn span(&self) -> Option<(usize, usize)> {
+        match self {
+            CronProblem::Field { offset, text, .. } => Some((*offset, text.chars().count().max(1))),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FieldReason {
     /// A value outside the field's range.

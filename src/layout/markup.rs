@@ -40,12 +40,12 @@ impl Styled {
     }
 }
 
-/// A markup mistake, at a character offset of the source text.
+/// A markup mistake, at a character offset (from 0) of the source text; messages count from 1.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MarkupError {
-    #[error("`{{{name}}}` at character {offset} is not a colour")]
+    #[error("`{{{name}}}` at character {} is not a colour", offset + 1)]
     UnknownColor { offset: usize, name: String },
-    #[error("`{{` at character {offset} is not closed")]
+    #[error("`{{` at character {} is not closed", offset + 1)]
     Unclosed { offset: usize },
 }
 

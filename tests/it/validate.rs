@@ -618,3 +618,39 @@ fn broken_colour_markup_is_an_error() {
     );
     assert!(error.headline(Lang::En).contains("rde"));
 }
+
+#[test]
+fn glyph_check_continues_after_an_sms_only_item() {
+    let site = Fixture::new();
+    site.edit(
+        PL,
+        "  - id: n1\n",
+        "  - id: sms-only\n    title: 短信通知\n    category: 其他\n    channels: [sms]\n  - id: n1\n",
+    );
+    site.edit(
+        PL,
+        "category: 政府采购",
+        "category: 人员录用\n    body: 拟录用刘喆同志",
+    );
+    let loaded = site.load();
+    assert!(
+        loaded
+            .report
+            .diagnostics
+            .iter()
+            .any(|d| d.headline(Lang::En).contains("`喆`")),
+        "the item after an SMS-only item is still checked:\n{}",
+        loaded.report.render(Lang::En)
+    );
+}
+
+#[test]
+fn receive_buffer_out_of_range() {
+    let site = Fixture::new();
+    site.edit("hw-profiles/board.yaml", "buffer: 1024", "buffer: 16");
+    assert_error(
+        &site.load(),
+        "hw-profiles/board.yaml:6:42: error: a receive buffer of 16 bytes is out of range (64 to 65535)",
+        "hw-profiles/board.yaml:6:42: 错误: 接收缓冲区 16 字节超出范围（64 至 65535）",
+    );
+}
