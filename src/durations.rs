@@ -50,18 +50,7 @@ impl<'m> Durations<'m> {
             .entry(profile_index)
             .or_insert_with(|| load_chain(&profile.font, self.site_dir).ok());
         let measured = chain.as_mut().and_then(|fonts| {
-            let canvas = Canvas {
-                width: profile.width,
-                height: profile.height,
-                zones: profile.zones,
-            };
-            let content = Content {
-                title: &item.title,
-                body: &item.body,
-                category: item.category.name(),
-                show: item.show,
-            };
-            layout(&content, &canvas, fonts)
+            layout(&Content::of(item), &Canvas::of(profile), fonts)
                 .ok()
                 .map(|laid| laid.duration(&item.show))
         });

@@ -195,11 +195,7 @@ fn run_jobs(
         if !coverage_ok(&job, chain, options.strict, lang) {
             exit = Exit::Problems;
         }
-        let canvas = Canvas {
-            width: job.profile.width,
-            height: job.profile.height,
-            zones: job.profile.zones,
-        };
+        let canvas = Canvas::of(job.profile);
         let content = Content {
             title: job.title,
             body: job.body,

@@ -28,7 +28,7 @@ pub mod markup;
 use std::ops::Range;
 use std::time::Duration;
 
-use crate::config::model::{ClockZone, Show, ShowMode, TitleBar, Zones};
+use crate::config::model::{ClockZone, Item, Profile, Show, ShowMode, TitleBar, Zones};
 use markup::Styled;
 
 /// What layout needs to know about a font.
@@ -63,6 +63,29 @@ pub struct Canvas {
     pub width: u32,
     pub height: u32,
     pub zones: Zones,
+}
+
+impl Canvas {
+    /// The drawing area of a board of this profile.
+    pub fn of(profile: &Profile) -> Canvas {
+        Canvas {
+            width: profile.width,
+            height: profile.height,
+            zones: profile.zones,
+        }
+    }
+}
+
+impl<'a> Content<'a> {
+    /// An item as its playlist shows it.
+    pub fn of(item: &'a Item) -> Content<'a> {
+        Content {
+            title: &item.title,
+            body: &item.body,
+            category: item.category.name(),
+            show: item.show,
+        }
+    }
 }
 
 /// What to lay out: an item's text as the operator wrote it (markup allowed).

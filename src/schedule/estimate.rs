@@ -51,17 +51,8 @@ pub fn duration(model: &Model, item: &Item, display: DisplayIdx) -> Duration {
         return item.show.dwell;
     };
     let profile = model.profile_of(d);
-    let canvas = Canvas {
-        width: profile.width,
-        height: profile.height,
-        zones: profile.zones,
-    };
-    let content = Content {
-        title: &item.title,
-        body: &item.body,
-        category: item.category.name(),
-        show: item.show,
-    };
+    let canvas = Canvas::of(profile);
+    let content = Content::of(item);
     let mut cells = Cells {
         em: em(&profile.font),
     };

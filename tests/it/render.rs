@@ -234,18 +234,9 @@ fn every_display_and_item_of_the_example_county_renders() {
             let profile = model.profile_of(display);
             let mut fonts =
                 gongkai::config::glyphs::load_chain(&profile.font, &root).expect("fonts");
-            let canvas = Canvas {
-                width: profile.width,
-                height: profile.height,
-                zones: profile.zones,
-            };
+            let canvas = Canvas::of(profile);
             for item in &playlist.items {
-                let content = Content {
-                    title: &item.title,
-                    body: &item.body,
-                    category: item.category.name(),
-                    show: item.show,
-                };
+                let content = Content::of(item);
                 let laid = layout(&content, &canvas, &mut fonts).expect("layout");
                 let paint = Paint {
                     format: profile.pixel,
