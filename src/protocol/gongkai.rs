@@ -433,13 +433,14 @@ impl DecodeError {
     }
 }
 
-/// A cursor over a payload that never reads past its end.
-struct Reader<'a> {
-    bytes: &'a [u8],
+/// A cursor over a payload that never reads past its end (little-endian integers). Bodies in
+/// `transfer.rs` read with it too.
+pub(super) struct Reader<'a> {
+    pub(super) bytes: &'a [u8],
 }
 
 impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], PayloadError> {
+    pub(super) fn take(&mut self, n: usize) -> Result<&'a [u8], PayloadError> {
         if self.bytes.len() < n {
             return Err(PayloadError::Short);
         }
@@ -447,21 +448,21 @@ impl<'a> Reader<'a> {
         self.bytes = rest;
         Ok(head)
     }
-    fn u8(&mut self) -> Result<u8, PayloadError> {
+    pub(super) fn u8(&mut self) -> Result<u8, PayloadError> {
         Ok(self.take(1)?[0])
     }
-    fn u16(&mut self) -> Result<u16, PayloadError> {
+    pub(super) fn u16(&mut self) -> Result<u16, PayloadError> {
         let b = self.take(2)?;
         Ok(u16::from_le_bytes([b[0], b[1]]))
     }
-    fn u32(&mut self) -> Result<u32, PayloadError> {
+    pub(super) fn u32(&mut self) -> Result<u32, PayloadError> {
         let b = self.take(4)?;
         Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
     }
-    fn rest(&mut self) -> &'a [u8] {
+    pub(super) fn rest(&mut self) -> &'a [u8] {
         std::mem::take(&mut self.bytes)
     }
-    fn end(&self) -> Result<(), PayloadError> {
+    pub(super) fn end(&self) -> Result<(), PayloadError> {
         match self.bytes.len() {
             0 => Ok(()),
             n => Err(PayloadError::Trailing(n)),

@@ -7,7 +7,7 @@
 
 use super::gongkai::{
     BodyKind, CHUNK_OVERHEAD, Chunk, EncodeError, MIN_BUFFER, Message, NakReason, Packet,
-    PayloadError, Sequencer, format_code, format_from_code,
+    PayloadError, Reader, Sequencer, format_code, format_from_code,
 };
 use super::pixels::{copy_rect, packed_len, paste_rect, rect_fits};
 use crate::config::model::PixelFormat;
@@ -389,7 +389,7 @@ impl Body {
     /// against the geometry before anything is copied, so hostile bytes cannot make it
     /// allocate more than `bytes` holds.
     pub fn decode(kind: BodyKind, bytes: &[u8], geometry: Geometry) -> Result<Body, BodyError> {
-        let mut r = Cursor { bytes };
+        let mut r = Reader { bytes };
         let format_of = |code: u8| -> Result<PixelFormat, BodyError> {
             let found = format_from_code(code).ok_or(PayloadError::Value("format"))?;
             if found != geometry.format {
@@ -511,30 +511,13 @@ impl Body {
     }
 }
 
-struct Cursor<'a> {
-    bytes: &'a [u8],
+/// Body reading on top of the packet reader: rectangles and pixel runs.
+trait BodyReader {
+    fn rect(&mut self) -> Result<Rect, PayloadError>;
+    fn pixels(&mut self, expected: usize) -> Result<Vec<u8>, BodyError>;
 }
 
-impl<'a> Cursor<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], PayloadError> {
-        if self.bytes.len() < n {
-            return Err(PayloadError::Short);
-        }
-        let (head, rest) = self.bytes.split_at(n);
-        self.bytes = rest;
-        Ok(head)
-    }
-    fn u8(&mut self) -> Result<u8, PayloadError> {
-        Ok(self.take(1)?[0])
-    }
-    fn u16(&mut self) -> Result<u16, PayloadError> {
-        let b = self.take(2)?;
-        Ok(u16::from_le_bytes([b[0], b[1]]))
-    }
-    fn u32(&mut self) -> Result<u32, PayloadError> {
-        let b = self.take(4)?;
-        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-    }
+impl BodyReader for Reader<'_> {
     fn rect(&mut self) -> Result<Rect, PayloadError> {
         Ok(Rect {
             x: u32::from(self.u16()?),
@@ -552,12 +535,6 @@ impl<'a> Cursor<'a> {
             });
         }
         Ok(std::mem::take(&mut self.bytes).to_vec())
-    }
-    fn end(&self) -> Result<(), PayloadError> {
-        match self.bytes.len() {
-            0 => Ok(()),
-            n => Err(PayloadError::Trailing(n)),
-        }
     }
 }
 
