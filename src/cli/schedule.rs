@@ -118,29 +118,11 @@ pub fn plan(
         );
         return Exit::Usage;
     };
-    let from = match from.map(|t| parse_time(t, tz)) {
-        None => chrono::Utc::now().with_timezone(&tz),
-        Some(Ok(t)) => t,
-        Some(Err(e)) => {
-            eprintln!(
-                "{}: {}",
-                tr(lang, "diag.label.error", &[]),
-                time_error(lang, &e, tz)
-            );
-            return Exit::Usage;
-        }
+    let Ok(from) = time_argument(from, tz, lang, || chrono::Utc::now().with_timezone(&tz)) else {
+        return Exit::Usage;
     };
-    let to = match to.map(|t| parse_time(t, tz)) {
-        None => from + chrono::Duration::days(1),
-        Some(Ok(t)) => t,
-        Some(Err(e)) => {
-            eprintln!(
-                "{}: {}",
-                tr(lang, "diag.label.error", &[]),
-                time_error(lang, &e, tz)
-            );
-            return Exit::Usage;
-        }
+    let Ok(to) = time_argument(to, tz, lang, || from + chrono::Duration::days(1)) else {
+        return Exit::Usage;
     };
     if to <= from {
         eprintln!(
@@ -490,17 +472,8 @@ pub fn cron(
             return Exit::Failed;
         }
     };
-    let from = match from.map(|t| parse_time(t, tz)) {
-        None => chrono::Utc::now().with_timezone(&tz),
-        Some(Ok(t)) => t,
-        Some(Err(e)) => {
-            eprintln!(
-                "{}: {}",
-                tr(lang, "diag.label.error", &[]),
-                time_error(lang, &e, tz)
-            );
-            return Exit::Usage;
-        }
+    let Ok(from) = time_argument(from, tz, lang, || chrono::Utc::now().with_timezone(&tz)) else {
+        return Exit::Usage;
     };
     let mut out = std::io::stdout().lock();
     let mut after = from.timestamp_millis();
@@ -519,6 +492,28 @@ pub fn cron(
         after = next;
     }
     Exit::Ok
+}
+
+/// A time argument (`--from`, `--to`) read in `tz`, or `default` when absent. A time that does
+/// not parse is reported on stderr.
+fn time_argument(
+    text: Option<&str>,
+    tz: Tz,
+    lang: Lang,
+    default: impl FnOnce() -> DateTime<Tz>,
+) -> Result<DateTime<Tz>, ()> {
+    match text.map(|t| parse_time(t, tz)) {
+        None => Ok(default()),
+        Some(Ok(t)) => Ok(t),
+        Some(Err(e)) => {
+            eprintln!(
+                "{}: {}",
+                tr(lang, "diag.label.error", &[]),
+                time_error(lang, &e, tz)
+            );
+            Err(())
+        }
+    }
 }
 
 /// The expression, a caret under the field that is wrong, the reason and a hint.
