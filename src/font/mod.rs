@@ -128,14 +128,14 @@ pub enum Primary {
 }
 
 impl GlyphSource for Primary {
-    #[inline]
+    #[inline(always)]
     fn find(&mut self, c: char) -> Option<u32> {
         match self {
             Primary::Builtin(font) => font.find(c),
             Primary::File(font) => font.find(c),
         }
     }
-    #[inline]
+    #[inline(always)]
     fn by_id(&self, id: u32) -> GlyphRef<'_> {
         match self {
             Primary::Builtin(font) => font.by_id(id),
@@ -240,7 +240,7 @@ impl FontChain {
 
     /// The glyph that draws `c`, whatever font it comes from; a box for a missing character.
     /// Control characters draw nothing and do not move the pen.
-    #[inline]
+    #[inline(always)]
     pub fn glyph(&mut self, c: char) -> GlyphRef<'_> {
         // The hot path: the display's own font has it.
         if let Some(id) = self.primary.find(c) {

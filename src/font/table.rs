@@ -117,13 +117,13 @@ impl GlyphTable {
     }
 
     /// The glyph's id in this table, to fetch it with [`GlyphTable::by_id`].
-    #[inline]
+    #[inline(always)]
     pub fn find(&self, c: char) -> Option<u32> {
         self.index(c).map(|i| i as u32)
     }
 
     /// The glyph with an id [`GlyphTable::find`] returned.
-    #[inline]
+    #[inline(always)]
     pub fn by_id(&self, id: u32) -> GlyphRef<'_> {
         let entry = &self.entries[id as usize];
         let height = usize::from(entry.height);
@@ -142,7 +142,7 @@ impl GlyphTable {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn index(&self, c: char) -> Option<usize> {
         let code = u32::from(c);
         let index = if code < 0x1_0000 {

@@ -47,27 +47,21 @@ impl U8g2Font {
             misses: vec![0; 0x1_0000 / 64].into_boxed_slice(),
             capture: Capture { pixels: Vec::new() },
         };
-        let metrics = font.board_metrics(nominal_size(font_kind), provisional);
+        let metrics = Self::board_metrics(nominal_size(font_kind), bbox.top_left.y);
         font.table.set_metrics(metrics);
         font
     }
 
     /// A board's line is the font's nominal size (a 16 px font on 16 rows, four lines on a
     /// 64-row board), not its bounding box, which a few outsized symbols inflate (wqy16's is 18
-    /// rows). The baseline puts a hanzi's top row on the line's first row, or lower if a
-    /// descender (g) would otherwise leave the line.
-    fn board_metrics(&mut self, size: u32, fallback: LineMetrics) -> LineMetrics {
-        let hanzi_top = self.glyph('国').map(|g| -g.top);
-        let descender = self.glyph('g').map(|g| g.top + g.rows.len() as i32 - 1);
-        match (hanzi_top, descender) {
-            (Some(top), Some(bottom)) => {
-                let baseline = top.max(size as i32 - 1 - bottom).clamp(0, size as i32 - 1);
-                LineMetrics {
-                    height: size,
-                    baseline: baseline as u32,
-                }
-            }
-            _ => fallback,
+    /// rows). The baseline sits as low as the tallest glyph needs, so no hanzi loses its top
+    /// row (wqy16: 14 rows above the baseline); Latin descenders may reach a row into the
+    /// spacing below.
+    fn board_metrics(size: u32, bbox_top: i32) -> LineMetrics {
+        let baseline = (-bbox_top).clamp(0, size as i32 - 1);
+        LineMetrics {
+            height: size,
+            baseline: baseline as u32,
         }
     }
 
@@ -130,7 +124,7 @@ impl U8g2Font {
 }
 
 impl GlyphSource for U8g2Font {
-    #[inline]
+    #[inline(always)]
     fn find(&mut self, c: char) -> Option<u32> {
         if let Some(id) = self.table.find(c) {
             return Some(id);
@@ -147,7 +141,7 @@ impl GlyphSource for U8g2Font {
         self.table.find(c)
     }
 
-    #[inline]
+    #[inline(always)]
     fn by_id(&self, id: u32) -> GlyphRef<'_> {
         self.table.by_id(id)
     }
