@@ -9,6 +9,7 @@
 //!
 //! This module reads files and nothing else: no clock, no network, no devices.
 
+pub mod capacity;
 pub mod glyphs;
 pub mod model;
 pub mod raw;
@@ -62,6 +63,7 @@ pub fn load(dir: &Path) -> Loaded {
     let mut loaded = validate::check(sources, report);
     if let Some(model) = &loaded.model {
         glyphs::check(model, dir, &mut loaded.report);
+        capacity::check(model, &mut loaded.report);
         loaded.report.sort();
         if loaded.report.has_errors() {
             loaded.model = None;

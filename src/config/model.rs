@@ -277,6 +277,8 @@ pub struct Item {
     pub at_least_every: Option<Duration>,
     /// Line of the item's `id` in its playlist file, for messages about the item.
     pub line: u32,
+    /// Column and length of the item's `id`, with `line`: where messages about the item point.
+    pub id_at: (u32, u32),
     /// Where the title and the body are written (line, column, length), for messages about
     /// their characters.
     pub title_at: (u32, u32, u32),

@@ -1288,6 +1288,7 @@ impl Checker {
             channels,
             at_least_every,
             line: raw.id.line(),
+            id_at: (raw.id.col(), raw.id.len()),
             title_at: (raw.title.line(), raw.title.col(), raw.title.len()),
             body_at: raw.body.as_ref().map(|b| (b.line(), b.col(), b.len())),
         })

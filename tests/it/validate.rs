@@ -654,3 +654,30 @@ fn receive_buffer_out_of_range() {
         "hw-profiles/board.yaml:6:42: 错误: 接收缓冲区 16 字节超出范围（64 至 65535）",
     );
 }
+
+#[test]
+fn scrolling_faster_than_the_serial_link_carries() {
+    let site = Fixture::new();
+    site.edit(
+        PL,
+        "category: 政府采购",
+        "category: 政府采购\n    show: { mode: scroll, speed: 32px/s }",
+    );
+    let error = assert_error(
+        &site.load(),
+        "playlists/main.yaml:7:9: error: n1 on square needs 16876 bytes/s, but its serial link carries 960 (9600 baud shared by 1 display(s))",
+        "playlists/main.yaml:7:9: 错误: n1 在 square 上每秒需传 16876 字节，但其串口只能传 960 字节（9600 波特率，1 块屏共用）",
+    );
+    assert!(
+        hint(&error, Lang::En).contains("at most 1px/s"),
+        "{}",
+        hint(&error, Lang::En)
+    );
+    // A controller that scrolls by itself gets a program once, not a frame per pixel.
+    site.edit(
+        "hw-profiles/board.yaml",
+        "protocol: gongkai",
+        "protocol: gongkai\nlocal_playback: { scroll: true }",
+    );
+    assert!(site.load().model.is_some());
+}
