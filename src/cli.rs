@@ -18,6 +18,7 @@ use clap::{Arg, ArgAction, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 mod preview;
 mod schedule;
+mod sms;
 
 use crate::config;
 use crate::config::model::ShowMode;
@@ -117,6 +118,25 @@ pub enum Command {
         count: usize,
         #[arg(long, value_name = "ZONE")]
         tz: Option<String>,
+    },
+    /// SMS bulletins.
+    Sms {
+        #[command(subcommand)]
+        command: SmsCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SmsCommand {
+    /// Encoding, characters and parts of a text.
+    Segments {
+        #[arg(value_name = "TEXT")]
+        text: String,
+    },
+    /// The bulletin an item would become.
+    Preview {
+        #[arg(value_name = "ITEM")]
+        item: String,
     },
 }
 
@@ -235,6 +255,10 @@ pub fn run(args: &Args, lang: Lang) -> Exit {
             &args.site,
             lang,
         ),
+        Command::Sms { command } => match command {
+            SmsCommand::Segments { text } => sms::segments(text, lang),
+            SmsCommand::Preview { item } => sms::preview(&args.site, item, lang),
+        },
     }
 }
 

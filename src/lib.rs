@@ -17,6 +17,7 @@ pub mod preview;
 pub mod protocol;
 pub mod raster;
 pub mod schedule;
+pub mod sms;
 
 // The message catalogue: one file per language under `locales/`, embedded at compile time.
 rust_i18n::i18n!("locales", fallback = "en");

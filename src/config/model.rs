@@ -99,6 +99,78 @@ pub struct Sms {
     pub signature: String,
     /// Relative to the site directory unless absolute.
     pub outbox: String,
+    /// The `{url}` of templates; empty when the site names none.
+    pub read_more: String,
+    /// Ends every free-text bulletin; empty for none.
+    pub opt_out: String,
+    /// Bulletins are cut to fit this many messages.
+    pub parts: u32,
+    /// The free-text template of items without a template of their own category.
+    pub default_template: String,
+    /// Free-text templates by category, already checked.
+    pub templates: BTreeMap<Category, String>,
+    /// No bulletin (but urgent ones) goes out in this daily window.
+    pub quiet_hours: QuietHours,
+    /// Most messages per number per day.
+    pub daily_cap: u32,
+    pub digest: bool,
+    /// In routing order. Empty: the local outbox.
+    pub gateways: Vec<SmsGateway>,
+}
+
+impl Sms {
+    /// The checked free-text template for `category`.
+    pub fn template(&self, category: Category) -> &str {
+        self.templates
+            .get(&category)
+            .map_or(self.default_template.as_str(), String::as_str)
+    }
+}
+
+/// A daily window; `until` earlier than `from` means it runs past midnight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuietHours {
+    pub from: chrono::NaiveTime,
+    pub until: chrono::NaiveTime,
+}
+
+impl QuietHours {
+    /// Whether local time `t` falls in the window.
+    pub fn contains(&self, t: chrono::NaiveTime) -> bool {
+        if self.from <= self.until {
+            self.from <= t && t < self.until
+        } else {
+            t >= self.from || t < self.until
+        }
+    }
+}
+
+/// A configured gateway: the provider's non-secret settings, and where its secret is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SmsGateway {
+    pub id: String,
+    pub kind: SmsGatewayKind,
+    /// None only for the outbox.
+    pub secret: Option<SecretSource>,
+    /// The approved template; present for aliyun and tencent, optional for yunmas.
+    pub template: Option<ApprovedTemplate>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SmsGatewayKind {
+    Outbox,
+    YunMas(crate::sms::gateways::yunmas::YunMas),
+    Aliyun(crate::sms::gateways::aliyun::Aliyun),
+    Tencent(crate::sms::gateways::tencent::Tencent),
+    Kannel(crate::sms::gateways::kannel::Kannel),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApprovedTemplate {
+    pub id: String,
+    /// The template's text with `{name}` variables, for counting; None when not given.
+    pub text: Option<String>,
+    pub vars: Vec<crate::sms::bulletin::TemplateVar>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

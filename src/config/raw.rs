@@ -189,6 +189,158 @@ pub struct RawSms {
     /// 本地发件箱文件（模拟发送时写入），默认 var/sms-outbox.jsonl。Local outbox file.
     #[serde(default)]
     pub outbox: Option<String>,
+    /// 查看全文的地方（网址或“县政府网站”），即模板中的 {url}。
+    /// Where to read the whole notice (a link or “县政府网站”): the `{url}` of templates.
+    #[serde(default)]
+    pub read_more: Option<Located<String>>,
+    /// 退订提示，附在每条自由文本短信末尾，默认“回复TD退订”；写空字符串则不加。
+    /// Opt-out hint ending every free-text bulletin, default 回复TD退订; "" for none.
+    #[serde(default)]
+    pub opt_out: Option<Located<String>>,
+    /// 每条公告最多占几条短信（超出时截短摘要），默认 2。
+    /// At most this many messages per bulletin (the summary is cut to fit), default 2.
+    #[serde(default)]
+    pub parts: Option<Located<u32>>,
+    /// 短信模板：键为公开类别（如 政府采购）或 default，值如 “{title}：{summary}详见{url}”。
+    /// 可用占位符：{title} {summary} {url} {department} {category}；{{ 和 }} 表示花括号本身。
+    /// Free-text templates by category name (or `default`); placeholders {title} {summary}
+    /// {url} {department} {category}; `{{` and `}}` are literal braces.
+    #[serde(default)]
+    pub templates: std::collections::BTreeMap<String, Located<String>>,
+    /// 免打扰时段（紧急公告除外），默认 21:00 至 08:00。
+    /// Quiet hours (urgent items exempt), default 21:00 to 08:00.
+    #[serde(default)]
+    pub quiet_hours: Option<RawQuietHours>,
+    /// 每个号码每天最多收到几条，默认 5。At most this many messages per number per day, default 5.
+    #[serde(default)]
+    pub daily_cap: Option<Located<u32>>,
+    /// 每日汇总：同一天有多条公告时合并为一条短信发给每位订阅者，默认 false。
+    /// Daily digest: several items due for one subscriber on one day go out as one message.
+    #[serde(default)]
+    pub digest: bool,
+    /// 短信网关。不配置时使用本地发件箱（不真正发送）。
+    /// Gateways. With none, bulletins go to the local outbox (nothing is sent).
+    #[serde(default)]
+    pub gateways: Vec<RawGateway>,
+    /// 网关使用顺序（网关编号），前一个不可用时用下一个；默认按 gateways 的书写顺序。
+    /// Routing order (gateway ids): the next is used when one is down; default: as written.
+    #[serde(default)]
+    pub route: Vec<Located<String>>,
+}
+
+/// 免打扰时段。Quiet hours.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawQuietHours {
+    /// 开始时刻 HH:MM，如 21:00。Start, HH:MM.
+    pub from: Located<String>,
+    /// 结束时刻 HH:MM，如 08:00（可早于开始，表示跨过午夜）。End, HH:MM; earlier than the start means past midnight.
+    pub until: Located<String>,
+}
+
+/// 短信网关种类。Gateway kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum GatewayKind {
+    /// 本地发件箱文件，不真正发送。The local outbox file; nothing is sent.
+    Outbox,
+    /// 中国移动云MAS（HTTP 接口）。China Mobile 云MAS, HTTP interface.
+    Yunmas,
+    /// 阿里云短信 SendBatchSms。Alibaba Cloud SMS.
+    Aliyun,
+    /// 腾讯云短信 SendSms。Tencent Cloud SMS.
+    Tencent,
+    /// 自建 Kannel 短信网关。Kannel with the site's own SMSC link.
+    Kannel,
+}
+
+/// 一个短信网关。密钥只能通过 secret_env 或 secret_file 提供，不写进 YAML。
+/// One gateway. Its secret comes only from `secret_env` or `secret_file`, never from YAML.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawGateway {
+    /// 编号，用于 route。Id, used in `route`.
+    pub id: Located<String>,
+    /// 种类：outbox、yunmas、aliyun、tencent、kannel。Kind.
+    pub kind: Located<GatewayKind>,
+    /// 地址：云MAS、Kannel 必填（如 http://127.0.0.1:13013）；阿里云、腾讯云可改默认地址。
+    /// Base URL: required for yunmas and kannel; overrides the endpoint of aliyun and tencent.
+    #[serde(default)]
+    pub url: Option<Located<String>>,
+    /// 云MAS：集团客户名称 ecName。yunmas: registered organisation name.
+    #[serde(default)]
+    pub ec_name: Option<String>,
+    /// 云MAS：接口账号 apId。yunmas: interface account.
+    #[serde(default)]
+    pub ap_id: Option<String>,
+    /// 云MAS：签名编码 sign。yunmas: signature code.
+    #[serde(default)]
+    pub sign_code: Option<String>,
+    /// 云MAS：扩展码，默认空。yunmas: extension code, default empty.
+    #[serde(default)]
+    pub add_serial: Option<String>,
+    /// 云MAS：请求体中是否带 secretKey，默认 true。yunmas: send secretKey in the body, default true.
+    #[serde(default)]
+    pub secret_in_body: Option<bool>,
+    /// 阿里云：AccessKey ID。aliyun: AccessKey id.
+    #[serde(default)]
+    pub access_key_id: Option<String>,
+    /// 阿里云、腾讯云：地域，默认 cn-hangzhou / ap-guangzhou。Region.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// 腾讯云：SecretId。tencent: SecretId.
+    #[serde(default)]
+    pub secret_id: Option<String>,
+    /// 腾讯云：短信应用 SdkAppId。tencent: SmsSdkAppId.
+    #[serde(default)]
+    pub sdk_app_id: Option<String>,
+    /// Kannel：用户名。kannel: user name.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// Kannel：发送方号码，默认由 Kannel 决定。kannel: sender.
+    #[serde(default)]
+    pub from: Option<String>,
+    /// Kannel：状态报告地址（可含 %d %p %T）。kannel: delivery-report URL.
+    #[serde(default)]
+    pub dlr_url: Option<String>,
+    /// 存放密钥的环境变量名。Environment variable holding the secret.
+    #[serde(default)]
+    pub secret_env: Option<Located<String>>,
+    /// 存放密钥的文件（权限须为 600）。File holding the secret (mode 600).
+    #[serde(default)]
+    pub secret_file: Option<Located<String>>,
+    /// 事先报备通过的模板（阿里云、腾讯云必填；云MAS 填写则用 tmpsubmit）。
+    /// The approved template (required for aliyun and tencent; yunmas then uses tmpsubmit).
+    #[serde(default)]
+    pub template: Option<RawGatewayTemplate>,
+}
+
+/// 报备模板。An approved template.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawGatewayTemplate {
+    /// 模板编号（阿里云 TemplateCode、腾讯云 TemplateId、云MAS templateId）。Template id.
+    pub id: Located<String>,
+    /// 模板正文，变量写成 {变量名}，用于计算字数和条数。
+    /// The template's text with variables as `{name}`, for counting characters and parts.
+    #[serde(default)]
+    pub text: Option<Located<String>>,
+    /// 模板变量，按模板中的顺序。The variables, in the template's order.
+    #[serde(default)]
+    pub vars: Vec<RawTemplateVar>,
+}
+
+/// 模板变量。A template variable.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawTemplateVar {
+    /// 变量名（腾讯云为 1、2、3……）。Name in the template (Tencent: 1, 2, 3…).
+    pub name: Located<String>,
+    /// 取自公告的哪一项：title、summary、url、department、category。Item field it takes.
+    pub field: Located<String>,
+    /// 最多字数，默认 35。Most characters, default 35.
+    #[serde(default)]
+    pub max: Option<Located<u32>>,
 }
 
 /// 监听地址。A listener.

@@ -32,6 +32,7 @@ pub fn check(sources: SiteSources, report: Report) -> Loaded {
         fonts: sources.fonts.into_iter().collect(),
         dropped_names: HashSet::new(),
         sms_section: false,
+        sms_caps: Vec::new(),
     };
 
     let site = sources.site.and_then(|file| cx.parse::<RawSite>(file));
@@ -147,6 +148,9 @@ struct Checker {
     /// The site file has an `sms:` section (valid or not): items with the sms channel are then
     /// not reported again for its absence.
     sms_section: bool,
+    /// Each template gateway's variables and the site's `read_more`, to check every sms item's
+    /// fields against the caps the provider approved.
+    sms_caps: Vec<(String, String, Vec<crate::sms::bulletin::TemplateVar>)>,
 }
 
 /// Ids appear in commands, MQTT topics and URLs: ASCII letters, digits, `-`, `_`, `.`.
@@ -411,20 +415,7 @@ impl Checker {
             .as_ref()
             .and_then(|m| self.mqtt(file, m, &raw.site));
         self.sms_section = raw.sms.is_some();
-        let sms = raw.sms.as_ref().and_then(|s| {
-            let signature = s.signature.trim();
-            if signature.is_empty() || signature.contains(['【', '】']) {
-                self.error(file, &s.signature, Msg::new("check.sms_signature"));
-                return None;
-            }
-            Some(Sms {
-                signature: signature.to_owned(),
-                outbox: s
-                    .outbox
-                    .clone()
-                    .unwrap_or_else(|| "var/sms-outbox.jsonl".to_owned()),
-            })
-        });
+        let sms = raw.sms.as_ref().and_then(|s| self.sms(file, s));
         let admin = match &raw.admin {
             Some(listener) => self.listener(file, listener),
             None => SocketAddr::from_str(DEFAULT_ADMIN)
@@ -450,6 +441,365 @@ impl Checker {
             public,
         };
         (site, displays, groups)
+    }
+
+    // -- sms ---------------------------------------------------------------------------------
+
+    fn sms(&mut self, file: &str, s: &raw::RawSms) -> Option<Sms> {
+        use crate::sms::bulletin::{self, Field, Template, TemplateVar};
+        let errors_before = self.report.errors();
+        let signature = s.signature.trim();
+        if signature.is_empty() || signature.contains(['【', '】']) {
+            self.error(file, &s.signature, Msg::new("check.sms_signature"));
+        }
+        let read_more = s
+            .read_more
+            .as_ref()
+            .map(|r| r.trim().to_owned())
+            .unwrap_or_default();
+        let parts = match &s.parts {
+            Some(p) if **p == 0 => {
+                self.error(file, p, Msg::new("sms.check.zero").arg("field", "parts"));
+                1
+            }
+            Some(p) => **p,
+            None => 2,
+        };
+        let daily_cap = match &s.daily_cap {
+            Some(c) if **c == 0 => {
+                self.error(
+                    file,
+                    c,
+                    Msg::new("sms.check.zero").arg("field", "daily_cap"),
+                );
+                1
+            }
+            Some(c) => **c,
+            None => 5,
+        };
+        let mut default_template = if read_more.is_empty() {
+            bulletin::DEFAULT_TEMPLATE.to_owned()
+        } else {
+            bulletin::DEFAULT_TEMPLATE_WITH_URL.to_owned()
+        };
+        let mut templates = BTreeMap::new();
+        for (key, text) in &s.templates {
+            let category = if key == "default" {
+                None
+            } else {
+                match crate::sms::subscribers::category(key.trim()) {
+                    Some(c) => Some(c),
+                    None => {
+                        self.error(
+                            file,
+                            text,
+                            Msg::new("sms.check.template_category").arg("name", key),
+                        )
+                        .hint = Some(Msg::new("sms.check.template_category.hint"));
+                        continue;
+                    }
+                }
+            };
+            if let Err(e) = Template::for_fields(text) {
+                self.template_error(file, text, &e);
+                continue;
+            }
+            if text.contains("{url}") && read_more.is_empty() {
+                self.error(file, text, Msg::new("sms.check.url_without_read_more"));
+                continue;
+            }
+            match category {
+                Some(c) => {
+                    templates.insert(c, text.to_string());
+                }
+                None => default_template = text.to_string(),
+            }
+        }
+        let quiet_hours = match &s.quiet_hours {
+            Some(q) => {
+                let from = self.clock_time(file, &q.from);
+                let until = self.clock_time(file, &q.until);
+                QuietHours {
+                    from: from.unwrap_or_default(),
+                    until: until.unwrap_or_default(),
+                }
+            }
+            None => QuietHours {
+                from: chrono::NaiveTime::from_hms_opt(21, 0, 0).unwrap_or_default(),
+                until: chrono::NaiveTime::from_hms_opt(8, 0, 0).unwrap_or_default(),
+            },
+        };
+
+        let mut gateways: Vec<SmsGateway> = Vec::new();
+        let mut seen: HashSet<String> = HashSet::new();
+        for g in &s.gateways {
+            self.check_id(file, &g.id, "sms.what.gateway");
+            if !seen.insert(g.id.trim().to_owned()) {
+                self.error(
+                    file,
+                    &g.id,
+                    Msg::new("sms.check.duplicate_gateway").arg("id", g.id.as_str()),
+                );
+                continue;
+            }
+            let kind = *g.kind;
+            let mut missing: Vec<&'static str> = Vec::new();
+            let mut need = |value: &Option<String>, name: &'static str| -> String {
+                match value.as_deref().map(str::trim) {
+                    Some(v) if !v.is_empty() => v.to_owned(),
+                    _ => {
+                        missing.push(name);
+                        String::new()
+                    }
+                }
+            };
+            let url = g.url.as_ref().map(|u| u.trim().to_owned());
+            let built = match kind {
+                raw::GatewayKind::Outbox => SmsGatewayKind::Outbox,
+                raw::GatewayKind::Yunmas => {
+                    SmsGatewayKind::YunMas(crate::sms::gateways::yunmas::YunMas {
+                        base_url: need(&url, "url"),
+                        ec_name: need(&g.ec_name, "ec_name"),
+                        ap_id: need(&g.ap_id, "ap_id"),
+                        sign_code: need(&g.sign_code, "sign_code"),
+                        add_serial: g.add_serial.clone().unwrap_or_default(),
+                        secret_in_body: g.secret_in_body.unwrap_or(true),
+                    })
+                }
+                raw::GatewayKind::Aliyun => {
+                    SmsGatewayKind::Aliyun(crate::sms::gateways::aliyun::Aliyun {
+                        endpoint: url.clone().unwrap_or_else(|| {
+                            crate::sms::gateways::aliyun::DEFAULT_ENDPOINT.to_owned()
+                        }),
+                        access_key_id: need(&g.access_key_id, "access_key_id"),
+                        region: g.region.clone().unwrap_or_else(|| "cn-hangzhou".to_owned()),
+                    })
+                }
+                raw::GatewayKind::Tencent => {
+                    let (scheme, host) = match url.as_deref().and_then(|u| u.split_once("://")) {
+                        Some((scheme, host)) => {
+                            (scheme.to_owned(), host.trim_end_matches('/').to_owned())
+                        }
+                        None => (
+                            "https".to_owned(),
+                            crate::sms::gateways::tencent::DEFAULT_HOST.to_owned(),
+                        ),
+                    };
+                    SmsGatewayKind::Tencent(crate::sms::gateways::tencent::Tencent {
+                        host,
+                        scheme,
+                        region: g
+                            .region
+                            .clone()
+                            .unwrap_or_else(|| "ap-guangzhou".to_owned()),
+                        secret_id: need(&g.secret_id, "secret_id"),
+                        sdk_app_id: need(&g.sdk_app_id, "sdk_app_id"),
+                    })
+                }
+                raw::GatewayKind::Kannel => {
+                    SmsGatewayKind::Kannel(crate::sms::gateways::kannel::Kannel {
+                        base_url: need(&url, "url"),
+                        username: need(&g.username, "username"),
+                        from: g.from.clone().unwrap_or_default(),
+                        dlr_url: g.dlr_url.clone().unwrap_or_default(),
+                        dlr_mask: 31,
+                    })
+                }
+            };
+            for field in &missing {
+                self.error(
+                    file,
+                    &g.kind,
+                    Msg::new("sms.check.gateway_missing").arg("field", field),
+                );
+            }
+            if let Some(u) = &g.url
+                && !(u.trim().starts_with("http://") || u.trim().starts_with("https://"))
+            {
+                self.error(
+                    file,
+                    u,
+                    Msg::new("sms.check.gateway_url").arg("url", u.trim()),
+                );
+            }
+            let secret = self.secret(file, &g.secret_env, &g.secret_file);
+            if secret.is_none()
+                && kind != raw::GatewayKind::Outbox
+                && g.secret_env.is_none()
+                && g.secret_file.is_none()
+            {
+                self.error(file, &g.kind, Msg::new("sms.check.gateway_secret"))
+                    .hint = Some(Msg::new("sms.check.gateway_secret.hint"));
+            }
+            let needs_template =
+                matches!(kind, raw::GatewayKind::Aliyun | raw::GatewayKind::Tencent);
+            if needs_template && g.template.is_none() {
+                self.error(file, &g.kind, Msg::new("sms.check.gateway_template"));
+            }
+            let template = g.template.as_ref().map(|t| {
+                let mut vars = Vec::new();
+                for v in &t.vars {
+                    let Some(field) = Field::from_name(v.field.trim()) else {
+                        self.error(
+                            file,
+                            &v.field,
+                            Msg::new("sms.check.template_field").arg("name", v.field.trim()),
+                        )
+                        .hint = Some(Msg::new("sms.check.template_field.hint"));
+                        continue;
+                    };
+                    let max = match &v.max {
+                        Some(m) if **m == 0 => {
+                            self.error(file, m, Msg::new("sms.check.zero").arg("field", "max"));
+                            continue;
+                        }
+                        Some(m) => **m as usize,
+                        None => 35,
+                    };
+                    vars.push(TemplateVar {
+                        name: v.name.trim().to_owned(),
+                        field,
+                        max,
+                    });
+                }
+                if let Some(text) = &t.text {
+                    // Every variable written counts, valid or not: one mistake, one message.
+                    let names: Vec<&str> = t.vars.iter().map(|v| v.name.trim()).collect();
+                    if let Err(e) = Template::parse(text, &names) {
+                        self.template_error(file, text, &e);
+                    }
+                }
+                ApprovedTemplate {
+                    id: t.id.trim().to_owned(),
+                    text: t.text.as_ref().map(|x| x.to_string()),
+                    vars,
+                }
+            });
+            if kind == raw::GatewayKind::Kannel && g.template.is_some() {
+                self.error(file, &g.kind, Msg::new("sms.check.kannel_template"));
+            }
+            gateways.push(SmsGateway {
+                id: g.id.trim().to_owned(),
+                kind: built,
+                secret,
+                template,
+            });
+        }
+        // Routing: the ids in `route` first, in that order; the others are not used.
+        if !s.route.is_empty() {
+            let mut ordered = Vec::new();
+            for id in &s.route {
+                match gateways.iter().position(|g| g.id == id.trim()) {
+                    Some(at) => ordered.push(gateways[at].clone()),
+                    None => {
+                        let names: Vec<&str> = gateways.iter().map(|g| g.id.as_str()).collect();
+                        let hint = match closest(id.trim(), names.iter().copied()) {
+                            Some(best) => Msg::new("diag.hint.did_you_mean").arg("name", best),
+                            None => Msg::new("sms.check.unknown_gateway.hint"),
+                        };
+                        self.error(
+                            file,
+                            id,
+                            Msg::new("sms.check.unknown_gateway").arg("id", id.trim()),
+                        )
+                        .hint = Some(hint);
+                    }
+                }
+            }
+            gateways = ordered;
+        }
+        if self.report.errors() > errors_before {
+            return None;
+        }
+        self.sms_caps = gateways
+            .iter()
+            .filter_map(|g| {
+                let template = g.template.as_ref()?;
+                Some((g.id.clone(), read_more.clone(), template.vars.clone()))
+            })
+            .collect();
+        Some(Sms {
+            signature: signature.to_owned(),
+            outbox: s
+                .outbox
+                .clone()
+                .unwrap_or_else(|| "var/sms-outbox.jsonl".to_owned()),
+            read_more,
+            opt_out: s
+                .opt_out
+                .as_ref()
+                .map_or_else(|| bulletin::OPT_OUT.to_owned(), |o| o.trim().to_owned()),
+            parts,
+            default_template,
+            templates,
+            quiet_hours,
+            daily_cap,
+            digest: s.digest,
+            gateways,
+        })
+    }
+
+    /// An sms item whose fields do not fit an approved template's variables: the provider would
+    /// refuse every message of it. Reported at the title when the title is too long.
+    fn check_sms_caps(&mut self, file: &str, raw: &RawItem) {
+        let caps = std::mem::take(&mut self.sms_caps);
+        for (gateway, read_more, vars) in &caps {
+            let fields = crate::sms::bulletin::Fields {
+                title: raw.title.to_string(),
+                body: raw.body.as_ref().map(|b| b.to_string()).unwrap_or_default(),
+                url: read_more.clone(),
+                department: raw.department.clone().unwrap_or_default(),
+                category: raw.category.name().to_owned(),
+            };
+            if let Err(e) = crate::sms::bulletin::template_params(vars, &fields) {
+                let msg = Msg::new("sms.check.template_cap")
+                    .arg("gateway", gateway)
+                    .arg("name", &e.name)
+                    .arg("len", e.len)
+                    .arg("max", e.max);
+                let on_title = vars
+                    .iter()
+                    .any(|v| v.name == e.name && v.field == crate::sms::bulletin::Field::Title);
+                let diagnostic = if on_title {
+                    self.error(file, &raw.title, msg)
+                } else {
+                    self.error(file, &raw.id, msg)
+                };
+                diagnostic.hint = Some(Msg::new("sms.check.template_cap.hint"));
+            }
+        }
+        self.sms_caps = caps;
+    }
+
+    fn template_error(
+        &mut self,
+        file: &str,
+        at: &Located<String>,
+        error: &crate::sms::bulletin::TemplateError,
+    ) {
+        use crate::sms::bulletin::TemplateError;
+        let msg = match error {
+            TemplateError::Unknown { name, .. } => {
+                Msg::new("sms.check.template_unknown").arg("name", name)
+            }
+            TemplateError::Unclosed { .. } => Msg::new("sms.check.template_unclosed"),
+            TemplateError::StrayClose { .. } => Msg::new("sms.check.template_stray"),
+        };
+        self.error(file, at, msg).hint = Some(Msg::new("sms.check.template.hint"));
+    }
+
+    fn clock_time(&mut self, file: &str, at: &Located<String>) -> Option<chrono::NaiveTime> {
+        match chrono::NaiveTime::parse_from_str(at.trim(), "%H:%M") {
+            Ok(t) => Some(t),
+            Err(_) => {
+                self.error(
+                    file,
+                    at,
+                    Msg::new("sms.check.clock_time").arg("value", at.trim()),
+                );
+                None
+            }
+        }
     }
 
     fn secret(
@@ -1272,6 +1622,9 @@ impl Checker {
             )
             .hint = Some(Msg::new("check.sms_not_configured.hint"));
         }
+        if channels.contains(&Channel::Sms) {
+            self.check_sms_caps(file, raw);
+        }
         Some(Item {
             id: raw.id.to_string(),
             title: raw.title.trim().to_owned(),
@@ -1334,6 +1687,7 @@ pub fn check_profile(file: SourceFile, fonts: Vec<String>) -> (Option<Profile>, 
         fonts: fonts.into_iter().collect(),
         dropped_names: HashSet::new(),
         sms_section: false,
+        sms_caps: Vec::new(),
     };
     let id = profile_id(&file.name);
     let profile = cx

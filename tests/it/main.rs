@@ -8,4 +8,5 @@ mod generated;
 mod preview;
 mod render;
 mod schedule;
+mod sms;
 mod validate;
