@@ -16,6 +16,7 @@ use std::process::ExitCode;
 
 use clap::{Arg, ArgAction, CommandFactory, FromArgMatches, Parser, Subcommand};
 
+pub mod emulate;
 mod preview;
 mod schedule;
 mod sms;
@@ -66,6 +67,19 @@ pub enum Command {
     Schema {
         #[arg(long, value_name = "DIR")]
         write: Option<PathBuf>,
+    },
+    /// A reference board on a serial device.
+    Emulate {
+        #[arg(long, value_name = "PATH")]
+        port: PathBuf,
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(1..=254))]
+        address: u8,
+        #[arg(long, value_name = "FILE")]
+        profile: PathBuf,
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        #[arg(long, value_name = "BAUD")]
+        baud: Option<u32>,
     },
     /// Pictures of what a display will show.
     Preview {
@@ -229,6 +243,23 @@ pub fn run(args: &Args, lang: Lang) -> Exit {
             };
             preview::run(&args.site, &options, lang)
         }
+        Command::Emulate {
+            port,
+            address,
+            profile,
+            out,
+            baud,
+        } => emulate::run(
+            &args.site,
+            &emulate::Options {
+                port: port.clone(),
+                address: *address,
+                profile: profile.clone(),
+                out: out.clone(),
+                baud: *baud,
+            },
+            lang,
+        ),
         Command::Plan {
             display,
             from,

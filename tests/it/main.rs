@@ -5,6 +5,7 @@ mod cli;
 mod example;
 mod fixture;
 mod generated;
+mod link;
 mod preview;
 mod render;
 mod schedule;

@@ -1,0 +1,436 @@
+//! The serial link against the reference board over real pseudo-terminals: frames,
+//! brightness, power and withdrawal arrive on a shared bus; line faults and a board reset are
+//! survived; an unplugged adapter is reopened; `gongkai emulate` itself serves a link.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use gongkai::config::model::{PixelFormat, Rgb};
+use gongkai::emulator::{Board, BoardConfig, lock, serve};
+use gongkai::link::Link;
+use gongkai::link::serial::{PortConfig, SerialDisplay, spawn};
+use gongkai::protocol::transfer::Geometry;
+use gongkai::raster::frame::Frame;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::time::Instant;
+use tokio_serial::{SerialPort, SerialStream};
+
+const BAUD: u32 = 115_200;
+const VALID: Duration = Duration::from_secs(300);
+
+fn board(address: u8, buffer: u16) -> Arc<Mutex<Board>> {
+    let config = BoardConfig {
+        address,
+        geometry: Geometry {
+            width: 128,
+            height: 16,
+            format: PixelFormat::Mono,
+        },
+        buffer,
+        store: 65_536,
+        brightness_max: 15,
+        firmware: "test board".into(),
+    };
+    Arc::new(Mutex::new(Board::new(config, 0)))
+}
+
+/// A picture with a pattern that depends on `seed`, so consecutive frames differ in places.
+fn picture(seed: u32) -> Frame {
+    let mut frame = Frame::new(128, 16, PixelFormat::Mono);
+    for y in 0..16 {
+        for x in 0..128 {
+            if (x * 7 + y * 13 + seed * 31).is_multiple_of(5 + seed % 4) {
+                frame.set_pixel(x, y, Rgb(255, 255, 255));
+            }
+        }
+    }
+    frame
+}
+
+/// Waits for `condition`, failing the test after `limit`.
+async fn wait_until(limit: Duration, what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+fn pty() -> (SerialStream, SerialStream, String) {
+    let (master, slave) = SerialStream::pair().expect("a pseudo-terminal pair");
+    let name = slave.name().expect("the slave's device path");
+    (master, slave, name)
+}
+
+fn start_board(
+    port: SerialStream,
+    board: &Arc<Mutex<Board>>,
+) -> tokio::task::JoinHandle<Result<(), gongkai::emulator::ServeError>> {
+    tokio::spawn(serve(port, board.clone(), BAUD, Instant::now(), |_| {}))
+}
+
+async fn shown(display: &mut SerialDisplay, frame: &Frame) -> u64 {
+    display
+        .show(frame, VALID)
+        .await
+        .expect("the link takes the frame")
+        .generation()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frame_arrives_exactly_on_two_boards_of_one_bus_beside_a_silent_one() {
+    let (master, _slave, path) = pty();
+    // Two boards on one bus: the emulator cores share the line through one pty end.
+    let first = board(3, 64);
+    let second = board(4, 512);
+    let (mut reader, mut writer) = tokio::io::split(master);
+    // The bus: everything the host sends reaches both boards, and both answer on it.
+    let (host_a, board_a) = tokio::io::duplex(4096);
+    let (host_b, board_b) = tokio::io::duplex(4096);
+    tokio::spawn(serve(board_a, first.clone(), BAUD, Instant::now(), |_| {}));
+    tokio::spawn(serve(board_b, second.clone(), BAUD, Instant::now(), |_| {}));
+    let (mut a_r, mut a_w) = tokio::io::split(host_a);
+    let (mut b_r, mut b_w) = tokio::io::split(host_b);
+    tokio::spawn(async move {
+        let mut buf = [0u8; 256];
+        while let Ok(n @ 1..) = reader.read(&mut buf).await {
+            if a_w.write_all(&buf[..n]).await.is_err() || b_w.write_all(&buf[..n]).await.is_err() {
+                return;
+            }
+        }
+    });
+    let (replies, mut on_bus) = tokio::sync::mpsc::channel::<Vec<u8>>(64);
+    let replies_b = replies.clone();
+    tokio::spawn(async move {
+        let mut buf = [0u8; 256];
+        while let Ok(n @ 1..) = a_r.read(&mut buf).await {
+            if replies.send(buf[..n].to_vec()).await.is_err() {
+                return;
+            }
+        }
+    });
+    tokio::spawn(async move {
+        let mut buf = [0u8; 256];
+        while let Ok(n @ 1..) = b_r.read(&mut buf).await {
+            if replies_b.send(buf[..n].to_vec()).await.is_err() {
+                return;
+            }
+        }
+    });
+    tokio::spawn(async move {
+        while let Some(bytes) = on_bus.recv().await {
+            if writer.write_all(&bytes).await.is_err() {
+                return;
+            }
+        }
+    });
+    let (_task, mut displays) = spawn(
+        PortConfig {
+            path: path.into(),
+            baud: BAUD,
+        },
+        // Board 9 is not there: it must not hold up the others.
+        &[3, 4, 9],
+    );
+    let (a, b) = (picture(1), picture(2));
+    let [da, db, silent] = &mut displays[..] else {
+        panic!("three displays");
+    };
+    shown(silent, &a).await;
+    shown(da, &a).await;
+    shown(db, &b).await;
+    wait_until(
+        Duration::from_secs(3),
+        "both boards to show their frames",
+        || lock(&first).picture() == a && lock(&second).picture() == b,
+    )
+    .await;
+    let (va, vb) = (da.view(), db.view());
+    wait_until(Duration::from_secs(1), "the acknowledgements", || {
+        va.borrow().shown.is_some() && vb.borrow().shown.is_some()
+    })
+    .await;
+    assert!(da.counters().frames >= 1 && db.counters().frames >= 1);
+    assert!(da.counters().last_ack.is_some());
+    assert_eq!(lock(&first).counts().crc_errors, 0);
+    // Brightness, power and withdrawal reach the right board.
+    da.brightness(7).await.expect("brightness");
+    db.power(false).await.expect("power");
+    wait_until(Duration::from_secs(2), "brightness and power", || {
+        lock(&first).brightness() == 7 && !lock(&second).power()
+    })
+    .await;
+    assert_eq!(
+        lock(&second).picture(),
+        Frame::new(128, 16, PixelFormat::Mono)
+    );
+    assert_ne!(lock(&second).content(), 0, "power off keeps the content");
+    da.clear().await.expect("clear");
+    wait_until(Duration::from_secs(2), "the withdrawal", || {
+        lock(&first).content() == 0
+    })
+    .await;
+    assert_eq!(
+        lock(&first).picture(),
+        Frame::new(128, 16, PixelFormat::Mono)
+    );
+    // The silent board got its HELLO and retries, then single probes at a backed-off rate.
+    let hello_wire = 12;
+    let silent_bytes = silent.counters().bytes;
+    assert!(!silent.view().borrow().online);
+    assert!(
+        (4 * hello_wire..=6 * hello_wire).contains(&silent_bytes),
+        "{silent_bytes} bytes to the silent board"
+    );
+}
+
+/// A deterministic pseudo-random source for the fault injector.
+struct XorShift(u64);
+
+impl XorShift {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// Bit flips, dropped bytes and garbage, each in about one read of `one_in`.
+fn damage(rng: &mut XorShift, bytes: &mut Vec<u8>, one_in: u64, faults: &Mutex<u64>) {
+    if bytes.is_empty() {
+        return;
+    }
+    let mut hit = false;
+    if rng.below(one_in) == 0 {
+        let i = rng.below(bytes.len() as u64) as usize;
+        bytes[i] ^= 1 << rng.below(8);
+        hit = true;
+    }
+    if rng.below(one_in) == 0 {
+        let i = rng.below(bytes.len() as u64) as usize;
+        bytes.remove(i);
+        hit = true;
+    }
+    if rng.below(one_in) == 0 {
+        let i = rng.below(bytes.len() as u64 + 1) as usize;
+        let garbage: Vec<u8> = (0..1 + rng.below(6)).map(|_| rng.next() as u8).collect();
+        bytes.splice(i..i, garbage);
+        hit = true;
+    }
+    if hit {
+        *faults
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) += 1;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faults_on_the_line_and_a_board_reset_are_survived() {
+    // host ⇄ pty A ⇄ relay (faults) ⇄ pty B ⇄ board
+    let (host_master, _host_slave, host_path) = pty();
+    let (board_master, board_slave, _) = pty();
+    let board = board(3, 64);
+    start_board(board_slave, &board);
+    let faults = Arc::new(Mutex::new(0u64));
+    let (mut host_r, mut host_w) = tokio::io::split(host_master);
+    let (mut board_r, mut board_w) = tokio::io::split(board_master);
+    let down_faults = faults.clone();
+    tokio::spawn(async move {
+        let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
+        let mut buf = [0u8; 64];
+        while let Ok(n @ 1..) = host_r.read(&mut buf).await {
+            let mut bytes = buf[..n].to_vec();
+            damage(&mut rng, &mut bytes, 16, &down_faults);
+            if board_w.write_all(&bytes).await.is_err() {
+                return;
+            }
+        }
+    });
+    let up_faults = faults.clone();
+    tokio::spawn(async move {
+        let mut rng = XorShift(0x2545_F491_4F6C_DD1D);
+        let mut buf = [0u8; 64];
+        while let Ok(n @ 1..) = board_r.read(&mut buf).await {
+            let mut bytes = buf[..n].to_vec();
+            damage(&mut rng, &mut bytes, 24, &up_faults);
+            if host_w.write_all(&bytes).await.is_err() {
+                return;
+            }
+        }
+    });
+    let (_task, mut displays) = spawn(
+        PortConfig {
+            path: host_path.into(),
+            baud: BAUD,
+        },
+        &[3],
+    );
+    let display = &mut displays[0];
+    let view = display.view();
+    for seed in 1..=4 {
+        let frame = picture(seed);
+        let generation = shown(display, &frame).await;
+        if seed == 3 {
+            // A power cut while the third frame is on its way.
+            let before = lock(&board).counts().bytes;
+            wait_until(Duration::from_secs(3), "the transfer to begin", || {
+                lock(&board).counts().bytes > before + 100
+            })
+            .await;
+            lock(&board).reset(0);
+            continue;
+        }
+        wait_until(
+            Duration::from_secs(8),
+            "the board to show the frame",
+            || view.borrow().shown == Some(generation) && lock(&board).picture() == frame,
+        )
+        .await;
+    }
+    let counts = lock(&board).counts();
+    let host = display.counters();
+    assert!(
+        *faults
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            > 5
+    );
+    assert!(
+        counts.rx_errors > 0,
+        "the board saw damaged frames: {counts:?}"
+    );
+    assert!(host.retries > 0, "the host retried: {host:?}");
+    assert_eq!(lock(&board).picture(), picture(4));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unplugged_adapter_is_reopened_and_the_board_is_current_within_2_s() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let link_path = dir.path().join("usb-gongkai-test-if00");
+    let (master, slave, name) = pty();
+    std::os::unix::fs::symlink(&name, &link_path).expect("symlink");
+    let board = board(3, 512);
+    let serving = start_board(master, &board);
+    let (_task, mut displays) = spawn(
+        PortConfig {
+            path: link_path.clone(),
+            baud: BAUD,
+        },
+        &[3],
+    );
+    let display = &mut displays[0];
+    let view = display.view();
+    let first = picture(1);
+    shown(display, &first).await;
+    wait_until(Duration::from_secs(2), "the first frame", || {
+        lock(&board).picture() == first
+    })
+    .await;
+
+    // Unplug: the adapter's device disappears.
+    serving.abort();
+    let _ = serving.await;
+    drop(slave);
+    wait_until(Duration::from_secs(2), "the link to notice", || {
+        !view.borrow().online
+    })
+    .await;
+    let second = picture(2);
+    shown(display, &second).await;
+
+    // Replug: a new device, the same stable path.
+    let (master, _slave, name) = pty();
+    let fresh = dir.path().join("new-link");
+    std::os::unix::fs::symlink(&name, &fresh).expect("symlink");
+    std::fs::rename(&fresh, &link_path).expect("replace the symlink");
+    let hellos = lock(&board).counts().hellos;
+    let back = Instant::now();
+    start_board(master, &board);
+    wait_until(
+        Duration::from_secs(2),
+        "the board to be current again",
+        || lock(&board).picture() == second,
+    )
+    .await;
+    assert!(back.elapsed() < Duration::from_secs(2));
+    assert!(lock(&board).counts().hellos > hellos, "HELLO comes first");
+    assert_eq!(view.borrow().opens, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gongkai_emulate_shows_acknowledges_draws_and_counts() {
+    // link ⇄ pty B ⇄ relay ⇄ pty A ⇄ `gongkai emulate`
+    let (mut board_master, _board_slave, board_path) = pty();
+    let (mut host_master, _host_slave, host_path) = pty();
+    tokio::spawn(async move {
+        let _ = tokio::io::copy_bidirectional(&mut board_master, &mut host_master).await;
+    });
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = tempfile::tempdir().expect("a temporary directory");
+    let shown_png = out.path().join(gongkai::cli::emulate::SHOWN_PNG);
+    let baud = BAUD.to_string();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_gongkai"))
+        .args(["--site", root.to_str().expect("utf-8 path"), "emulate"])
+        .args(["--port", &board_path, "--address", "5", "--baud", &baud])
+        .arg("--profile")
+        .arg(root.join("hw-profiles/strip-mono-128x16.yaml"))
+        .arg("--out")
+        .arg(out.path())
+        .env_remove("LANGUAGE")
+        .env_remove("LC_ALL")
+        .env_remove("LC_MESSAGES")
+        .env("LANG", "C")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run gongkai emulate");
+    // The board draws its dark picture as soon as it listens.
+    wait_until(Duration::from_secs(5), "the emulator to start", || {
+        shown_png.exists()
+    })
+    .await;
+
+    let (_task, mut displays) = spawn(
+        PortConfig {
+            path: host_path.into(),
+            baud: BAUD,
+        },
+        &[5],
+    );
+    let frame = picture(3);
+    let generation = shown(&mut displays[0], &frame).await;
+    let view = displays[0].view();
+    wait_until(
+        Duration::from_secs(3),
+        "the board's acknowledgement",
+        || view.borrow().shown == Some(generation),
+    )
+    .await;
+    let mut expected = Vec::new();
+    let look = gongkai::preview::LedLook::default();
+    gongkai::preview::write_png(&frame, &look, &mut expected).expect("png");
+    wait_until(Duration::from_secs(3), "the picture", || {
+        std::fs::read(&shown_png).is_ok_and(|png| png == expected)
+    })
+    .await;
+
+    let pid = child.id().to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .expect("join")
+        .expect("the emulator's output");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("Board 5 listening on"), "{stdout}");
+    assert!(stdout.contains("1 frame(s) shown"), "{stdout}");
+    assert!(stdout.contains(", 0 CRC error(s)"), "{stdout}");
+}
