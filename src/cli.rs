@@ -374,7 +374,7 @@ fn localize(mut command: clap::Command, lang: Lang, path: &str) -> clap::Command
     command = command
         .about(tr(lang, &format!("cli.{path}.about"), &[]))
         .help_template(format!(
-            "{{about-with-newline}}\n{usage} {{usage}}\n\n{{all-args}}{{after-help}}"
+            "{{about-with-newline}}\n{usage}{{usage}}\n\n{{all-args}}{{after-help}}"
         ))
         .subcommand_help_heading(tr(lang, "cli.heading.commands", &[]))
         .disable_help_subcommand(true)
