@@ -15,7 +15,7 @@ use chrono_tz::Tz;
 
 use super::Exit;
 use crate::config::model::{Category, Display, Item, Link, Model, Profile, Rgb, Show, ShowMode};
-use crate::config::{self, SourceFile, glyphs, validate, values};
+use crate::config::{self, glyphs, values};
 use crate::font::{FontChain, Resolved};
 use crate::i18n::{Lang, tr};
 use crate::layout::{Canvas, Content, Layout, layout};
@@ -430,11 +430,13 @@ fn clock_text(at: Option<&str>, tz: Tz, now: DateTime<Utc>) -> Option<String> {
 
 /// A profile file on its own, for `--profile FILE --text …`.
 fn load_profile(site: &Path, path: &Path, lang: Lang) -> Option<Profile> {
-    let name = path.to_string_lossy().replace('\\', "/");
-    let text = match std::fs::read_to_string(path) {
-        Ok(text) => text,
+    match config::load_profile(site, path) {
+        Ok((profile, report)) => {
+            let _ = write!(std::io::stdout(), "{}", report.render(lang));
+            profile
+        }
         Err(error) => {
-            let reason = error.to_string();
+            let (name, reason) = (path.display().to_string(), error.to_string());
             eprintln!(
                 "{}",
                 tr(
@@ -443,11 +445,7 @@ fn load_profile(site: &Path, path: &Path, lang: Lang) -> Option<Profile> {
                     &[("path", &name), ("reason", &reason)]
                 )
             );
-            return None;
+            None
         }
-    };
-    let fonts = config::font_files(site);
-    let (profile, report) = validate::check_profile(SourceFile { name, text }, fonts);
-    let _ = write!(std::io::stdout(), "{}", report.render(lang));
-    profile
+    }
 }

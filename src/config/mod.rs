@@ -102,6 +102,18 @@ pub fn read_sources(dir: &Path, report: &mut Report) -> SiteSources {
     sources
 }
 
+/// A hardware profile file on its own, for commands that take `--profile FILE`: the profile
+/// when it is valid, and the report of its problems. Font references resolve against the
+/// site's `fonts/`.
+pub fn load_profile(site: &Path, path: &Path) -> std::io::Result<(Option<model::Profile>, Report)> {
+    let text = std::fs::read_to_string(path)?;
+    let name = path.to_string_lossy().replace('\\', "/");
+    Ok(validate::check_profile(
+        SourceFile { name, text },
+        font_files(site),
+    ))
+}
+
 /// Files in the site's `fonts/`, as `fonts/NAME`, sorted.
 pub fn font_files(dir: &Path) -> Vec<String> {
     let Ok(entries) = std::fs::read_dir(dir.join("fonts")) else {
