@@ -68,12 +68,27 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         write: Option<PathBuf>,
     },
-    /// A reference board on a serial device.
+    /// A reference board on a serial device or on MQTT.
     Emulate {
-        #[arg(long, value_name = "PATH")]
-        port: PathBuf,
-        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(1..=254))]
-        address: u8,
+        #[arg(
+            long,
+            value_name = "PATH",
+            required_unless_present = "mqtt",
+            conflicts_with = "mqtt"
+        )]
+        port: Option<PathBuf>,
+        #[arg(
+            long,
+            value_name = "N",
+            value_parser = clap::value_parser!(u8).range(1..=254),
+            required_unless_present = "mqtt",
+            conflicts_with = "mqtt"
+        )]
+        address: Option<u8>,
+        #[arg(long, value_name = "URL", requires = "topic")]
+        mqtt: Option<String>,
+        #[arg(long, value_name = "TOPIC", requires = "mqtt")]
+        topic: Option<String>,
         #[arg(long, value_name = "FILE")]
         profile: PathBuf,
         #[arg(long, value_name = "DIR")]
@@ -249,6 +264,8 @@ pub fn run(args: &Args, lang: Lang) -> Exit {
             profile,
             out,
             baud,
+            mqtt,
+            topic,
         } => emulate::run(
             &args.site,
             &emulate::Options {
@@ -257,6 +274,10 @@ pub fn run(args: &Args, lang: Lang) -> Exit {
                 profile: profile.clone(),
                 out: out.clone(),
                 baud: *baud,
+                mqtt: mqtt
+                    .clone()
+                    .zip(topic.clone())
+                    .map(|(url, topic)| emulate::MqttSource { url, topic }),
             },
             lang,
         ),

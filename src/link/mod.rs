@@ -3,13 +3,14 @@
 //! Owns the I/O between gongkai and the boards — ports, retries, timeouts, reconnects and
 //! the per-display counters. [`Link`] is the one thing the rest of gongkai (the daemon) sees:
 //! like embedded-graphics' `DrawTarget`, one required method (`show`) and a few with defaults
-//! (brightness, power, clear), and every kind of link (serial now; MQTT and the simulated
+//! (brightness, power, clear), and every kind of link (serial and MQTT now; the simulated
 //! link later) implements it.
 //!
 //! Must not touch: the bytes of a protocol (`crate::protocol`, pure codecs called from here),
 //! what a frame shows (`crate::raster`), or the schedule. Links never queue more than the
 //! newest frame per display (ARCHITECTURE.md, invariant 4).
 
+pub mod mqtt;
 pub mod serial;
 
 use std::future::Future;

@@ -6,6 +6,7 @@ mod example;
 mod fixture;
 mod generated;
 mod link;
+mod mqtt;
 mod preview;
 mod render;
 mod schedule;
