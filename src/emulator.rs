@@ -9,8 +9,16 @@
 //!
 //! Must not touch: the host's retry and timeout logic (`crate::link`), the codecs themselves
 //! (`crate::protocol`), PNG encoding (`crate::preview`), or the operator's messages
-//! (`crate::cli::emulate`). PROGRAM is not played: the reference board reports no local
-//! playback and refuses PROGRAM with NAK UNKNOWN_TYPE, as the spec lets a board do.
+//! (`crate::cli::emulate`).
+//!
+//! PROGRAM is played locally, as a firmware would: INFO advertises caps bits 0 and 1 (pages
+//! and strips), pages change every `dwell_ms`, a strip moves one whole pixel each time
+//! `elapsed × speed / 1000` crosses the next pixel (so a 9,600-baud board scrolls as smoothly
+//! as a fast one: nothing but the upload crosses the line), passes are counted, and after the
+//! last pass the window stays empty over the background (state `03`); the background shows
+//! outside the window only. [`Board::tick`] advances the
+//! program; [`Board::next_change`] says when it next needs to, so [`serve`] sleeps exactly
+//! until the next pixel step instead of polling.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -22,8 +30,11 @@ use crate::protocol::gongkai::{
     BROADCAST, Caps, DecodeError, Decoder, HOST, Info, Message, NakReason, Packet, ShowState,
     Status, VERSION, kind,
 };
-use crate::protocol::transfer::{Body, ChunkOutcome, Geometry, Reassembler};
-use crate::raster::frame::Frame;
+use crate::protocol::pixels::{packed_len, paste_rect};
+use crate::protocol::transfer::{
+    Body, ChunkOutcome, Direction, Geometry, Play, ProgramBody, Reassembler,
+};
+use crate::raster::frame::{Frame, Rect};
 
 /// A board's fixed properties: what its INFO reports.
 #[derive(Debug, Clone)]
@@ -84,6 +95,163 @@ struct Shown {
     content: u16,
     frame: Frame,
     expires_ms: u64,
+    /// Set while a PROGRAM is what is shown; `frame` is then its current local frame.
+    program: Option<Local>,
+}
+
+/// A PROGRAM played by the board itself.
+#[derive(Debug, Clone)]
+struct Local {
+    play: Play,
+    started_ms: u64,
+    /// The position `frame` shows: the page index, or the strip's travel in whole pixels
+    /// since the start (all passes counted).
+    position: u64,
+    /// When the position was last worked out.
+    at_ms: u64,
+    /// The strip has played all its passes: the window shows the background.
+    done: bool,
+}
+
+/// Whole pixels a strip at `speed_mpx` millipixels per second travels in `elapsed_ms`
+/// (§1.5: integer arithmetic, so the average speed is exact).
+fn strip_moved(elapsed_ms: u64, speed_mpx: u32) -> u64 {
+    let moved = u128::from(elapsed_ms) * u128::from(speed_mpx) / 1_000_000;
+    u64::try_from(moved).unwrap_or(u64::MAX)
+}
+
+/// One pass: the strip's length plus the window's extent along the direction.
+fn pass_len(strip: &crate::protocol::transfer::Strip) -> u64 {
+    let extent = match strip.direction {
+        Direction::Left => strip.window.width,
+        Direction::Up => strip.window.height,
+    };
+    u64::from(strip.length) + u64::from(extent)
+}
+
+impl Local {
+    /// The position at `now_ms`, and whether the passes are over.
+    fn position_at(&self, now_ms: u64) -> (u64, bool) {
+        let elapsed = now_ms.saturating_sub(self.started_ms);
+        match &self.play {
+            Play::Pages { dwell_ms, pages } => {
+                let n = pages.len().max(1) as u64;
+                // A dwell of 0 would be a page per tick: hold page 0 instead.
+                let step = elapsed.checked_div(u64::from(*dwell_ms)).unwrap_or(0);
+                (step % n, false)
+            }
+            Play::Strip(strip) => {
+                let moved = strip_moved(elapsed, strip.speed_mpx);
+                let total = pass_len(strip).saturating_mul(u64::from(strip.passes));
+                if strip.passes > 0 && moved >= total {
+                    (total, true)
+                } else {
+                    (moved, false)
+                }
+            }
+        }
+    }
+
+    /// When the position next changes, if it ever does.
+    fn next_change(&self) -> Option<u64> {
+        if self.done {
+            return None;
+        }
+        match &self.play {
+            Play::Pages { dwell_ms, pages } => (*dwell_ms > 0 && pages.len() > 1).then(|| {
+                let dwell = u64::from(*dwell_ms);
+                let steps = self.at_ms.saturating_sub(self.started_ms) / dwell;
+                self.started_ms + (steps + 1) * dwell
+            }),
+            Play::Strip(strip) => (strip.speed_mpx > 0).then(|| {
+                // The first millisecond at which `elapsed × speed / 10⁶` reaches position + 1.
+                let target = u128::from(self.position + 1) * 1_000_000;
+                let ms = target.div_ceil(u128::from(strip.speed_mpx));
+                self.started_ms
+                    .saturating_add(u64::try_from(ms).unwrap_or(u64::MAX))
+            }),
+        }
+    }
+
+    /// The picture at the current position.
+    fn frame(&self, g: Geometry) -> Frame {
+        let picture = |bytes: &[u8], width: u32, height: u32| {
+            let mut frame = Frame::new(width, height, g.format);
+            if frame.data.len() == bytes.len() {
+                frame.data.copy_from_slice(bytes);
+            }
+            frame
+        };
+        match &self.play {
+            Play::Pages { pages, .. } => {
+                let page = pages
+                    .get(self.position as usize)
+                    .map_or(&[][..], Vec::as_slice);
+                picture(page, g.width, g.height)
+            }
+            Play::Strip(strip) => {
+                // The background shows outside the window only; the window is empty where
+                // the strip is not (before it enters, after it leaves, after the passes).
+                let mut frame = picture(&strip.background, g.width, g.height);
+                let w = strip.window;
+                let empty = vec![0u8; packed_len(w.width, w.height, g.format)];
+                paste_rect(&mut frame, &w, &empty);
+                if self.done {
+                    return frame;
+                }
+                let length = u32::from(strip.length);
+                let offset = self.position % pass_len(strip).max(1);
+                // Window coordinate `v` (x for Left, y for Up) shows strip coordinate
+                // `v + offset − extent`: at offset 0 the strip waits just outside the window.
+                let (extent, across) = match strip.direction {
+                    Direction::Left => (w.width, w.height),
+                    Direction::Up => (w.height, w.width),
+                };
+                let shift = i64::try_from(offset).unwrap_or(i64::MAX) - i64::from(extent);
+                let first = (-shift).clamp(0, i64::from(extent));
+                let last = (i64::from(length) - shift).clamp(0, i64::from(extent));
+                if first >= last {
+                    return frame;
+                }
+                let (v0, n, s0) = (first as u32, (last - first) as u32, (first + shift) as u32);
+                let (source, strip_frame, target) = match strip.direction {
+                    Direction::Left => (
+                        Rect {
+                            x: s0,
+                            y: 0,
+                            width: n,
+                            height: across,
+                        },
+                        picture(&strip.pixels, length, across),
+                        Rect {
+                            x: w.x + v0,
+                            y: w.y,
+                            width: n,
+                            height: across,
+                        },
+                    ),
+                    Direction::Up => (
+                        Rect {
+                            x: 0,
+                            y: s0,
+                            width: across,
+                            height: n,
+                        },
+                        picture(&strip.pixels, across, length),
+                        Rect {
+                            x: w.x,
+                            y: w.y + v0,
+                            width: across,
+                            height: n,
+                        },
+                    ),
+                };
+                let pixels = crate::protocol::pixels::copy_rect(&strip_frame, &source);
+                paste_rect(&mut frame, &target, &pixels);
+                frame
+            }
+        }
+    }
 }
 
 /// The board's state machine. Pure: every method takes the time (any monotonic clock, in
@@ -103,6 +271,8 @@ pub struct Board {
     started_ms: u64,
     /// Counts every change of what the LEDs show, so the I/O loop knows when to draw.
     picture_version: u64,
+    /// The last change was a strip moving by a pixel (the I/O loop draws those sparingly).
+    last_change_was_step: bool,
 }
 
 fn message_kind(message: &Message) -> u8 {
@@ -143,6 +313,7 @@ impl Board {
             counts: BoardCounts::default(),
             started_ms: now_ms,
             picture_version: 0,
+            last_change_was_step: false,
         }
     }
 
@@ -157,6 +328,25 @@ impl Board {
     /// Changes whenever what the LEDs show changes.
     pub fn picture_version(&self) -> u64 {
         self.picture_version
+    }
+
+    /// When the PROGRAM shown started playing (the clock of `now_ms`); `None` without one.
+    pub fn program_started_ms(&self) -> Option<u64> {
+        self.shown.as_ref()?.program.as_ref().map(|l| l.started_ms)
+    }
+
+    /// Whether the last change of the picture was a strip moving by one step, rather than
+    /// new content, a page change, the end of the passes, expiry or power.
+    pub fn last_change_was_step(&self) -> bool {
+        self.last_change_was_step
+    }
+
+    /// When [`tick`](Board::tick) next has something to do (a page change, a strip step,
+    /// expiry), on the same clock as `now_ms`; `None` while idle.
+    pub fn next_change(&self) -> Option<u64> {
+        let shown = self.shown.as_ref()?;
+        let local = shown.program.as_ref().and_then(Local::next_change);
+        Some(local.map_or(shown.expires_ms, |at| at.min(shown.expires_ms)))
     }
 
     pub fn brightness(&self) -> u8 {
@@ -193,14 +383,33 @@ impl Board {
         self.picture_version = version;
     }
 
-    /// Expires content whose valid-until has passed. Returns whether the picture changed.
+    /// Expires content whose valid-until has passed and moves a PROGRAM on to where it is at
+    /// `now_ms`. Returns whether the picture changed.
     pub fn tick(&mut self, now_ms: u64) -> bool {
         if self.shown.as_ref().is_some_and(|s| now_ms >= s.expires_ms) {
             self.shown = None;
             self.picture_version += 1;
+            self.last_change_was_step = false;
             return true;
         }
-        false
+        let geometry = self.config.geometry;
+        let Some(shown) = self.shown.as_mut() else {
+            return false;
+        };
+        let Some(local) = shown.program.as_mut() else {
+            return false;
+        };
+        local.at_ms = now_ms;
+        let (position, done) = local.position_at(now_ms);
+        if position == local.position && done == local.done {
+            return false;
+        }
+        self.last_change_was_step = matches!(local.play, Play::Strip(_)) && !done;
+        local.position = position;
+        local.done = done;
+        shown.frame = local.frame(geometry);
+        self.picture_version += 1;
+        true
     }
 
     /// Takes bytes from the line; returns the bytes to send back (possibly none).
@@ -298,9 +507,27 @@ impl Board {
             content,
             frame,
             expires_ms: now_ms + u64::from(valid_for) * 1000,
+            program: None,
         });
         self.counts.frames += 1;
         self.picture_version += 1;
+        self.last_change_was_step = false;
+    }
+
+    /// Starts playing `program` from its first page or position.
+    fn play(&mut self, program: ProgramBody, now_ms: u64) {
+        let local = Local {
+            play: program.play,
+            started_ms: now_ms,
+            position: 0,
+            at_ms: now_ms,
+            done: false,
+        };
+        let frame = local.frame(self.config.geometry);
+        self.show(program.content, frame, program.valid_for, now_ms);
+        if let Some(shown) = self.shown.as_mut() {
+            shown.program = Some(local);
+        }
     }
 
     /// Carries out one request; the reply, if the request has one.
@@ -317,7 +544,11 @@ impl Board {
                     format: g.format,
                     buffer: self.config.buffer,
                     store: self.config.store,
-                    caps: Caps::default(),
+                    caps: Caps {
+                        local_pages: true,
+                        local_scroll: true,
+                        idle_logo: false,
+                    },
                     brightness_max: self.config.brightness_max,
                     firmware: self.config.firmware.clone(),
                 })
@@ -345,6 +576,7 @@ impl Board {
                 if on != self.power {
                     self.power = on;
                     self.picture_version += 1;
+                    self.last_change_was_step = false;
                 }
                 Message::Ack
             }
@@ -360,6 +592,7 @@ impl Board {
             Message::Clear(_) => {
                 if self.shown.take().is_some() {
                     self.picture_version += 1;
+                    self.last_change_was_step = false;
                 }
                 Message::Ack
             }
@@ -393,14 +626,21 @@ impl Board {
                     Err(error) => nak(error.nak_reason(), 0),
                 }
             }
-            Body::Program(_) => nak(NakReason::UnknownType, 0),
+            Body::Program(program) => {
+                self.play(program, now_ms);
+                Message::Ack
+            }
         }
     }
 
     fn status(&self, now_ms: u64) -> Status {
         let (state, content, remaining) = match &self.shown {
             Some(s) => (
-                ShowState::Frame,
+                match &s.program {
+                    None => ShowState::Frame,
+                    Some(local) if local.done => ShowState::ProgramDone,
+                    Some(_) => ShowState::ProgramPlaying,
+                },
                 s.content,
                 (s.expires_ms.saturating_sub(now_ms) / 1000).min(u64::from(u16::MAX)) as u16,
             ),
@@ -427,12 +667,24 @@ pub enum ServeError {
     Io(#[from] std::io::Error),
 }
 
-/// How often expiry is checked while the line is quiet.
+/// The longest sleep while the line is quiet; the board's own next change (page, strip
+/// step, expiry) usually wakes it sooner.
 const TICK: Duration = Duration::from_millis(100);
 
+/// Reads this soon after the line was last free continue its timing (see [`serve`]).
+const BACK_TO_BACK: Duration = Duration::from_millis(5);
+
+/// A scrolling strip changes the picture at its speed (tens of times a second); `on_change`
+/// hears of those steps at most this often, so that writing `shown.png` costs little I/O.
+/// Every other change (new content, a page, the end of the passes, expiry) is passed on at
+/// once.
+pub const STEP_DRAW_EVERY: Duration = Duration::from_millis(200);
+
 /// Serves `board` on `port` until the port closes or fails. Reads are paced at `baud / 10`
-/// bytes per second (a pseudo-terminal has no baud rate of its own); `on_change` gets every
-/// new picture. The board is shared so that tests (and a SIGINT handler) can look at it.
+/// bytes per second (a pseudo-terminal has no baud rate of its own). The board plays a
+/// PROGRAM at its own pace: the loop wakes at the board's [`Board::next_change`].
+/// `on_change` gets every new picture, strip steps at most every [`STEP_DRAW_EVERY`]. The
+/// board is shared so that tests (and a SIGINT handler) can look at it.
 pub async fn serve<P>(
     port: P,
     board: Arc<Mutex<Board>>,
@@ -450,23 +702,35 @@ where
     let now_ms = |at: tokio::time::Instant| at.duration_since(epoch).as_millis() as u64;
     let mut line_free = tokio::time::Instant::now();
     let mut seen = lock(&board).picture_version();
-    let mut tick = tokio::time::interval(TICK);
+    let mut drawn_at = tokio::time::Instant::now();
     loop {
+        let wake = {
+            let next = lock(&board).next_change();
+            let soon = tokio::time::Instant::now() + TICK;
+            next.map_or(soon, |ms| (epoch + Duration::from_millis(ms)).min(soon))
+        };
         let reply = tokio::select! {
             read = reader.read(&mut buf) => {
                 let n = read?;
                 if n == 0 {
                     return Err(ServeError::Closed);
                 }
-                // The bytes could not have arrived faster than the line carries them.
+                // The bytes could not have arrived faster than the line carries them. Bytes
+                // read just after the previous ones were waiting back to back: continue from
+                // where the line was, so that timer lateness (a millisecond per wake-up) does
+                // not add up over a long chunk and make a 9,600-baud board slower than 9,600.
                 let now = tokio::time::Instant::now();
-                line_free = line_free.max(now)
-                    + Duration::from_micros(n as u64 * 1_000_000 / bytes_per_s);
+                let start = if now.saturating_duration_since(line_free) < BACK_TO_BACK {
+                    line_free
+                } else {
+                    now
+                };
+                line_free = start + Duration::from_micros(n as u64 * 1_000_000 / bytes_per_s);
                 tokio::time::sleep_until(line_free).await;
                 let at = now_ms(tokio::time::Instant::now());
                 lock(&board).receive(&buf[..n], at)
             }
-            _ = tick.tick() => {
+            _ = tokio::time::sleep_until(wake) => {
                 lock(&board).tick(now_ms(tokio::time::Instant::now()));
                 Vec::new()
             }
@@ -477,12 +741,14 @@ where
         }
         let changed = {
             let board = lock(&board);
-            (board.picture_version() != seen).then(|| {
+            let due = !board.last_change_was_step() || drawn_at.elapsed() >= STEP_DRAW_EVERY;
+            (board.picture_version() != seen && due).then(|| {
                 seen = board.picture_version();
                 board.picture()
             })
         };
         if let Some(picture) = changed {
+            drawn_at = tokio::time::Instant::now();
             on_change(&picture);
         }
     }
@@ -593,5 +859,92 @@ mod tests {
         // Someone else's packet is ignored.
         let other = seq.request(4, Message::Hello).encode().unwrap();
         assert!(b.receive(&other, 0).is_empty());
+    }
+
+    #[test]
+    fn a_strip_program_moves_a_pixel_per_step_counts_passes_then_shows_the_background() {
+        use crate::protocol::transfer::ProgramBody;
+        let mut b = board();
+        let mut seq = Sequencer::default();
+        let hello = seq.request(3, Message::Hello).encode().unwrap();
+        let r = replies(&b.receive(&hello, 0));
+        let Message::Info(info) = &r[0].message else {
+            panic!("INFO expected");
+        };
+        assert!(info.caps.local_pages && info.caps.local_scroll);
+        // An 8-pixel strip, its first column lit, through a 16×8 window at (8, 4), 1 px per
+        // 100 ms, two passes of 8 + 16 pixels each.
+        let mut strip = Frame::new(8, 8, PixelFormat::Mono);
+        for y in 0..8 {
+            strip.set_pixel(0, y, crate::config::model::Rgb(255, 255, 255));
+        }
+        let window = Rect {
+            x: 8,
+            y: 4,
+            width: 16,
+            height: 8,
+        };
+        let background = diagonal();
+        let body = Body::Program(ProgramBody::strip(
+            &background,
+            window,
+            &strip,
+            Direction::Left,
+            10.0,
+            2,
+            9,
+            60,
+        ));
+        for p in packets(&mut seq, 3, &body, 64).unwrap() {
+            let r = replies(&b.receive(&p.encode().unwrap(), 1000));
+            assert_eq!(r[0].message, Message::Ack);
+        }
+        assert_eq!(b.program_started_ms(), Some(1000));
+        let lit_x = |b: &Board| {
+            let p = b.picture();
+            (8..24).find(|&x| p.pixel(x, 5) != crate::config::model::Rgb(0, 0, 0))
+        };
+        // Offset 0: the strip waits just outside the window's right edge.
+        assert_eq!(lit_x(&b), None);
+        assert_eq!(b.next_change(), Some(1100));
+        b.tick(1100);
+        assert_eq!(lit_x(&b), Some(23), "one pixel in");
+        b.tick(1_000 + 1_000);
+        assert_eq!(lit_x(&b), Some(14), "ten pixels in");
+        // After two passes (48 px = 4.8 s) the window is empty and stays so; the background
+        // shows around it.
+        b.tick(1_000 + 4_799);
+        assert_eq!(b.status(5_799).state, ShowState::ProgramPlaying);
+        assert!(b.tick(1_000 + 4_800));
+        let mut outside = background.clone();
+        crate::protocol::pixels::paste_rect(&mut outside, &window, &[0; 16]);
+        assert_eq!(b.picture(), outside);
+        assert_eq!(
+            b.picture().pixel(0, 0),
+            crate::config::model::Rgb(255, 255, 255)
+        );
+        assert_eq!(b.status(5_800).state, ShowState::ProgramDone);
+        assert_eq!(b.next_change(), Some(61_000), "only expiry is left");
+    }
+
+    #[test]
+    fn pages_change_every_dwell_and_loop() {
+        use crate::protocol::transfer::ProgramBody;
+        let mut b = board();
+        let mut seq = Sequencer::default();
+        b.receive(&seq.request(3, Message::Hello).encode().unwrap(), 0);
+        let blank = Frame::new(32, 16, PixelFormat::Mono);
+        let pages = [diagonal(), blank.clone()];
+        let body = Body::Program(ProgramBody::pages(&pages, 500, 4, 60).unwrap());
+        for p in packets(&mut seq, 3, &body, 64).unwrap() {
+            b.receive(&p.encode().unwrap(), 0);
+        }
+        assert_eq!(b.picture(), diagonal());
+        assert!(!b.tick(499));
+        assert!(b.tick(500));
+        assert_eq!(b.picture(), blank);
+        assert!(b.tick(1_000));
+        assert_eq!(b.picture(), diagonal());
+        assert_eq!(b.next_change(), Some(1_500));
     }
 }

@@ -3,8 +3,10 @@
 //! Owns the I/O between gongkai and the boards — ports, retries, timeouts, reconnects and
 //! the per-display counters. [`Link`] is the one thing the rest of gongkai (the daemon) sees:
 //! like embedded-graphics' `DrawTarget`, one required method (`show`) and a few with defaults
-//! (brightness, power, clear), and every kind of link (serial and MQTT now; the simulated
-//! link later) implements it.
+//! (program, brightness, power, clear), and every kind of link (serial and MQTT now; the
+//! simulated link later) implements it. [`Program`] is what a board plays by itself (pages
+//! with a dwell, or a scroll/roll strip with a speed and passes over a fixed background), so
+//! a slow line carries an item once instead of every frame of it.
 //!
 //! Must not touch: the bytes of a protocol (`crate::protocol`, pure codecs called from here),
 //! what a frame shows (`crate::raster`), or the schedule. Links never queue more than the
@@ -18,7 +20,9 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::raster::frame::Frame;
+use crate::protocol::transfer::{BodyError, Direction, ProgramBody};
+use crate::raster::frame::{Frame, Rect};
+use crate::raster::{Axis, Strip};
 
 /// What became of a frame handed to a link.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,6 +54,193 @@ pub enum LinkError {
     /// This kind of link cannot do that (brightness over a pixel stream, …).
     #[error("this link does not support the request")]
     Unsupported,
+    /// The program cannot be sent as given (no pages, pictures of different sizes).
+    #[error("the program is malformed: {0}")]
+    Program(String),
+}
+
+/// Something a board plays by itself (`docs/protocol.md` §1.5, PROGRAM).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Program {
+    /// Whole pictures shown in turn, each for `dwell`, looping until replaced or expired.
+    Pages { pages: Vec<Frame>, dwell: Duration },
+    /// `strip` moved through `window` over `background`: leftwards (its width is the
+    /// length, its height the window's) or upwards (its height is the length).
+    Strip {
+        background: Frame,
+        window: Rect,
+        strip: Frame,
+        direction: Direction,
+        /// Pixels per second.
+        speed: f32,
+        /// 0: loop until replaced or expired; else that many passes, then the background.
+        passes: u16,
+    },
+}
+
+impl Program {
+    /// The program a board needs to play `strip` (from `raster::render_strip`) at `speed`
+    /// pixels per second, so that after `t` seconds it shows `strip.frame(⌊t × speed⌋)`.
+    ///
+    /// The raster strip carries a window's extent of blank before and after the text; the
+    /// protocol's strip starts just outside the window by definition, so only the text
+    /// between those blanks is sent. Built from `Strip::frame` alone (a window's worth at a
+    /// time), so the raster keeps its masks to itself.
+    pub fn from_strip(strip: &Strip, speed: f32, passes: u16) -> Program {
+        let body = strip.body;
+        let window = Rect {
+            x: body.x,
+            y: body.y,
+            width: body.width,
+            height: body.height,
+        };
+        let background = strip.frame(0);
+        let (extent, direction) = match strip.axis {
+            Axis::Horizontal => (body.width, Direction::Left),
+            Axis::Vertical => (body.height, Direction::Up),
+        };
+        // One pass is positions − 1 pixels = text length + the window's extent.
+        let length = strip.positions.saturating_sub(1).saturating_sub(extent);
+        let (width, height) = match direction {
+            Direction::Left => (length, body.height),
+            Direction::Up => (body.width, length),
+        };
+        let mut out = Frame::new(width, height, background.format);
+        let mut at = 0;
+        while at < length && extent > 0 {
+            // At position `extent + at` the window shows text [at, at + extent).
+            let frame = strip.frame(extent + at);
+            let n = extent.min(length - at);
+            let (from, to) = match direction {
+                Direction::Left => (
+                    Rect {
+                        x: body.x,
+                        y: body.y,
+                        width: n,
+                        height: body.height,
+                    },
+                    Rect {
+                        x: at,
+                        y: 0,
+                        width: n,
+                        height: body.height,
+                    },
+                ),
+                Direction::Up => (
+                    Rect {
+                        x: body.x,
+                        y: body.y,
+                        width: body.width,
+                        height: n,
+                    },
+                    Rect {
+                        x: 0,
+                        y: at,
+                        width: body.width,
+                        height: n,
+                    },
+                ),
+            };
+            let pixels = crate::protocol::pixels::copy_rect(&frame, &from);
+            crate::protocol::pixels::paste_rect(&mut out, &to, &pixels);
+            at += n;
+        }
+        Program::Strip {
+            background,
+            window,
+            strip: out,
+            direction,
+            speed,
+            passes,
+        }
+    }
+
+    /// Whether a board with these capabilities plays it (INFO caps bits 0 and 1).
+    pub fn playable_with(&self, caps: crate::protocol::gongkai::Caps) -> bool {
+        match self {
+            Program::Pages { .. } => caps.local_pages,
+            Program::Strip { .. } => caps.local_scroll,
+        }
+    }
+
+    /// Size and format of the board's picture this program is for.
+    pub fn geometry(&self) -> (u32, u32, crate::config::model::PixelFormat) {
+        let f = match self {
+            Program::Pages { pages, .. } => pages.first(),
+            Program::Strip { background, .. } => Some(background),
+        };
+        f.map_or((0, 0, crate::config::model::PixelFormat::Mono), |f| {
+            (f.width, f.height, f.format)
+        })
+    }
+
+    /// Checks what the protocol cannot carry, before anything is queued.
+    pub(crate) fn check(&self) -> Result<(), LinkError> {
+        let bad = |what: &str| Err(LinkError::Program(what.to_string()));
+        match self {
+            Program::Pages { pages, dwell } => {
+                let Some(first) = pages.first() else {
+                    return bad("no pages");
+                };
+                if pages.len() > 255 {
+                    return bad("more than 255 pages");
+                }
+                if pages.iter().any(|p| {
+                    (p.width, p.height, p.format) != (first.width, first.height, first.format)
+                }) {
+                    return bad("pages of different sizes");
+                }
+                if u32::try_from(dwell.as_millis()).is_err() {
+                    return bad("dwell too long");
+                }
+            }
+            Program::Strip {
+                background,
+                window,
+                strip,
+                direction,
+                ..
+            } => {
+                if !crate::protocol::pixels::rect_fits(window, background.width, background.height)
+                {
+                    return bad("window outside the picture");
+                }
+                let (across, length) = match direction {
+                    Direction::Left => ((strip.height, window.height), strip.width),
+                    Direction::Up => ((strip.width, window.width), strip.height),
+                };
+                if across.0 != across.1 || strip.format != background.format {
+                    return bad("strip does not fit the window");
+                }
+                if length > u32::from(u16::MAX) {
+                    return bad("strip longer than 65535 pixels");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The PROGRAM body (§1.5) for content id `content`.
+    pub(crate) fn body(&self, content: u16, valid_for: u16) -> Result<ProgramBody, BodyError> {
+        match self {
+            Program::Pages { pages, dwell } => ProgramBody::pages(
+                pages,
+                u32::try_from(dwell.as_millis()).unwrap_or(u32::MAX),
+                content,
+                valid_for,
+            ),
+            Program::Strip {
+                background,
+                window,
+                strip,
+                direction,
+                speed,
+                passes,
+            } => Ok(ProgramBody::strip(
+                background, *window, strip, *direction, *speed, *passes, content, valid_for,
+            )),
+        }
+    }
 }
 
 /// A way to a display. One required method; everything else has a default.
@@ -61,6 +252,19 @@ pub trait Link {
         frame: &Frame,
         valid_for: Duration,
     ) -> impl Future<Output = Result<Delivery, LinkError>> + Send;
+
+    /// Hands the board `program` to play by itself, valid for `valid_for` after it starts.
+    /// Returns at once, like `show`, and replaces any frame or program not yet sent. Links
+    /// whose boards cannot play locally say `Unsupported`; a serial board whose INFO lacks
+    /// the capability refuses it later (see the link's counters).
+    fn program(
+        &mut self,
+        program: &Program,
+        valid_for: Duration,
+    ) -> impl Future<Output = Result<Delivery, LinkError>> + Send {
+        let _ = (program, valid_for);
+        std::future::ready(Err(LinkError::Unsupported))
+    }
 
     /// Sets the LEDs' brightness (0 to the board's maximum). Links that cannot say `Unsupported`.
     fn brightness(&mut self, level: u8) -> impl Future<Output = Result<(), LinkError>> + Send {

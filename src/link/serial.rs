@@ -2,8 +2,8 @@
 //! by RS-485 address.
 //!
 //! Owns the port (open, reopen with a capped back-off when it disappears), the host side of
-//! `docs/protocol.md` §1.6 and §1.8 — HELLO first, FRAME or RECT chunked to the board's
-//! buffer, stop-and-wait with the spec's timeouts and 3 retries, offline boards probed at
+//! `docs/protocol.md` §1.6 and §1.8 — HELLO first, FRAME or RECT (or a PROGRAM the board
+//! plays by itself, if its INFO caps say it can) chunked to the board's buffer, stop-and-wait with the spec's timeouts and 3 retries, offline boards probed at
 //! 1 s, 2 s, 4 s … 60 s — and fair turns between the boards of a bus (one exchange each,
 //! round robin). Each display's newest frame sits in a `watch` channel: a newer frame
 //! replaces one not yet started, so nothing queues.
@@ -19,9 +19,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{Notify, watch};
 use tokio_serial::SerialPortBuilderExt;
 
-use super::{Counters, CountersSnapshot, Delivery, Link, LinkError, valid_for_secs};
+use super::{Counters, CountersSnapshot, Delivery, Link, LinkError, Program, valid_for_secs};
 use crate::protocol::gongkai::{
-    ClearMode, Decoder, HOST, Info, Message, NakReason, Packet, Sequencer,
+    Caps, ClearMode, Decoder, HOST, Info, Message, NakReason, Packet, Sequencer,
 };
 use crate::protocol::transfer::{Body, FrameBody, RectBody, split};
 use crate::raster::frame::Frame;
@@ -79,12 +79,18 @@ struct Settings {
     power: Option<bool>,
 }
 
-/// The newest frame of a display.
+/// The newest frame or program of a display.
 #[derive(Debug, Clone)]
 struct Wanted {
-    frame: Arc<Frame>,
+    what: What,
     valid_for: u16,
     generation: u64,
+}
+
+#[derive(Debug, Clone)]
+enum What {
+    Frame(Arc<Frame>),
+    Program(Arc<Program>),
 }
 
 /// What the host knows about a board, for status pages and tests.
@@ -96,6 +102,8 @@ pub struct BoardView {
     pub shown: Option<u64>,
     /// Times the port was (re)opened.
     pub opens: u64,
+    /// What the board said it can do in its last INFO (local pages, local scroll, …).
+    pub caps: Caps,
 }
 
 /// One display on a serial port: implements [`Link`].
@@ -143,8 +151,8 @@ impl Drop for SerialDisplay {
     }
 }
 
-impl Link for SerialDisplay {
-    async fn show(&mut self, frame: &Frame, valid_for: Duration) -> Result<Delivery, LinkError> {
+impl SerialDisplay {
+    fn want(&mut self, what: What, valid_for: Duration) -> Result<Delivery, LinkError> {
         let valid_for = valid_for_secs(valid_for)?;
         if self.wanted.is_closed() {
             return Err(LinkError::Closed);
@@ -152,7 +160,7 @@ impl Link for SerialDisplay {
         self.generation += 1;
         let generation = self.generation;
         let previous = self.wanted.send_replace(Desired::Frame(Wanted {
-            frame: Arc::new(frame.clone()),
+            what,
             valid_for,
             generation,
         }));
@@ -165,6 +173,24 @@ impl Link for SerialDisplay {
             }
             _ => Delivery::Queued { generation },
         })
+    }
+}
+
+impl Link for SerialDisplay {
+    async fn show(&mut self, frame: &Frame, valid_for: Duration) -> Result<Delivery, LinkError> {
+        self.want(What::Frame(Arc::new(frame.clone())), valid_for)
+    }
+
+    /// Uploads `program` once, chunked like a FRAME; the board plays it. A board whose INFO
+    /// lacks the capability, or refuses the body (too large for its store), gets nothing and
+    /// the link counts an error: the caller falls back to frames.
+    async fn program(
+        &mut self,
+        program: &Program,
+        valid_for: Duration,
+    ) -> Result<Delivery, LinkError> {
+        program.check()?;
+        self.want(What::Program(Arc::new(program.clone())), valid_for)
     }
 
     async fn brightness(&mut self, level: u8) -> Result<(), LinkError> {
@@ -235,7 +261,8 @@ struct Gone;
 #[derive(Debug, Clone)]
 struct Shown {
     content: u16,
-    frame: Arc<Frame>,
+    /// The picture, a base for RECT; `None` for a program (its picture moves).
+    frame: Option<Arc<Frame>>,
     generation: u64,
     valid_for: u16,
     applied: Instant,
@@ -444,29 +471,50 @@ impl BoardLink {
         })
     }
 
-    /// The transfer that puts `wanted` on the board: RECT from what it shows when that is
-    /// smaller, else FRAME.
+    /// The transfer that puts `wanted` on the board: for a frame RECT from what it shows
+    /// when that is smaller, else FRAME; for a program, PROGRAM.
     fn start(&mut self, wanted: &Wanted, buffer: usize) -> Option<Transfer> {
         let info = self.info.as_ref()?;
-        let frame = &wanted.frame;
-        if (frame.width, frame.height, frame.format)
-            != (u32::from(info.width), u32::from(info.height), info.format)
-        {
-            // Rendered for another board: nothing to send until the model changes.
+        let board = (u32::from(info.width), u32::from(info.height), info.format);
+        let (geometry, playable) = match &wanted.what {
+            What::Frame(f) => ((f.width, f.height, f.format), true),
+            What::Program(p) => (p.geometry(), p.playable_with(info.caps)),
+        };
+        if geometry != board || !playable {
+            // Rendered for another board, or a program this board cannot play: nothing to
+            // send until the caller sends something else.
             self.counters.add_error();
             self.refused = Some(wanted.generation);
             return None;
         }
         let content = self.content_id();
-        let full = Body::Frame(FrameBody::from_frame(frame, content, wanted.valid_for));
-        let rect = self.shown.as_ref().and_then(|s| {
-            RectBody::from_diff(&s.frame, frame, s.content, content, wanted.valid_for)
-                .map(Body::Rect)
-        });
-        let full_bytes = full.encode().ok()?;
-        let (body, bytes) = match rect.and_then(|r| r.encode().ok().map(|b| (r, b))) {
-            Some((rect, bytes)) if bytes.len() < full_bytes.len() => (rect, bytes),
-            _ => (full, full_bytes),
+        let (body, bytes, frame) = match &wanted.what {
+            What::Frame(frame) => {
+                let full = Body::Frame(FrameBody::from_frame(frame, content, wanted.valid_for));
+                let rect = self.shown.as_ref().and_then(|s| {
+                    let base = s.frame.as_ref()?;
+                    RectBody::from_diff(base, frame, s.content, content, wanted.valid_for)
+                        .map(Body::Rect)
+                });
+                let full_bytes = full.encode().ok()?;
+                let (body, bytes) = match rect.and_then(|r| r.encode().ok().map(|b| (r, b))) {
+                    Some((rect, bytes)) if bytes.len() < full_bytes.len() => (rect, bytes),
+                    _ => (full, full_bytes),
+                };
+                (body, bytes, Some(frame.clone()))
+            }
+            What::Program(program) => {
+                let encoded = program
+                    .body(content, wanted.valid_for)
+                    .map(Body::Program)
+                    .and_then(|b| b.encode().map(|bytes| (b, bytes)));
+                let Ok((body, bytes)) = encoded else {
+                    self.counters.add_error();
+                    self.refused = Some(wanted.generation);
+                    return None;
+                };
+                (body, bytes, None)
+            }
         };
         let xfer = self.seq.next_xfer();
         let Ok(chunks) = split(body.kind(), xfer, &bytes, buffer) else {
@@ -480,7 +528,7 @@ impl BoardLink {
             is_rect: matches!(body, Body::Rect(_)),
             shown: Shown {
                 content,
-                frame: wanted.frame.clone(),
+                frame,
                 generation: wanted.generation,
                 valid_for: wanted.valid_for,
                 applied: Instant::now(),
@@ -497,10 +545,14 @@ impl BoardLink {
         self.counters.acked(now);
         match (work, reply) {
             (Work::Hello { .. }, Message::Info(info)) => {
+                let caps = info.caps;
                 self.info = Some(info);
                 self.backoff = PROBE_FIRST;
                 self.probing = false;
-                self.view.send_modify(|v| v.online = true);
+                self.view.send_modify(|v| {
+                    v.online = true;
+                    v.caps = caps;
+                });
             }
             (Work::Chunk { completing }, Message::Ack) => {
                 let Some(t) = self.transfer.as_mut() else {

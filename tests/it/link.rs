@@ -1,14 +1,16 @@
 //! The serial link against the reference board over real pseudo-terminals: frames,
 //! brightness, power and withdrawal arrive on a shared bus; line faults and a board reset are
-//! survived; an unplugged adapter is reopened; `gongkai emulate` itself serves a link.
+//! survived; an unplugged adapter is reopened; `gongkai emulate` itself serves a link; a
+//! PROGRAM is uploaded once and played by the board (a scroll strip on a 9,600-baud line,
+//! pages at their dwell).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use gongkai::config::model::{PixelFormat, Rgb};
 use gongkai::emulator::{Board, BoardConfig, lock, serve};
-use gongkai::link::Link;
 use gongkai::link::serial::{PortConfig, SerialDisplay, spawn};
+use gongkai::link::{Link, Program};
 use gongkai::protocol::transfer::Geometry;
 use gongkai::raster::frame::Frame;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -433,4 +435,180 @@ async fn gongkai_emulate_shows_acknowledges_draws_and_counts() {
     assert!(stdout.contains("Board 5 listening on"), "{stdout}");
     assert!(stdout.contains("1 frame(s) shown"), "{stdout}");
     assert!(stdout.contains(", 0 CRC error(s)"), "{stdout}");
+}
+
+/// Milliseconds on the clock the board was served with.
+fn board_ms(epoch: Instant) -> u64 {
+    epoch.elapsed().as_millis() as u64
+}
+
+/// The board's picture at this instant: ticks it first, so that what is compared is where the
+/// board's own clock says the program is (not where its I/O loop last woke).
+fn picture_now(board: &Arc<Mutex<Board>>, epoch: Instant) -> (u64, Frame) {
+    let mut b = lock(board);
+    let now = board_ms(epoch);
+    b.tick(now);
+    (now, b.picture())
+}
+
+fn scroll_strip() -> gongkai::raster::Strip {
+    use gongkai::config::model::{BuiltinFont, Show, ShowMode, Zones};
+    use gongkai::font::FontChain;
+    use gongkai::layout::{Canvas, Content, layout};
+    let mut fonts = FontChain::builtin(BuiltinFont::Wqy16);
+    let canvas = Canvas {
+        width: 128,
+        height: 16,
+        zones: Zones::default(),
+    };
+    let content = Content {
+        title: "",
+        body: "周一至周五上午九时至十二时",
+        category: "其他",
+        show: Show {
+            mode: ShowMode::Scroll,
+            ..Show::default()
+        },
+    };
+    let laid = layout(&content, &canvas, &mut fonts).expect("the item lays out");
+    let paint = gongkai::raster::Paint {
+        format: PixelFormat::Mono,
+        width: 128,
+        height: 16,
+        color: None,
+        clock: None,
+    };
+    gongkai::raster::render_strip(&laid, &mut fonts, &paint)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_9600_baud_board_gets_a_scroll_program_once_and_plays_it_smoothly() {
+    const SLOW: u32 = 9_600;
+    const SPEED: f32 = 20.0; // px/s: a step every 50 ms
+    let strip = scroll_strip();
+    let program = Program::from_strip(&strip, SPEED, 0);
+    let (master, _slave, path) = pty();
+    let board = board(3, 512);
+    let epoch = Instant::now();
+    tokio::spawn(serve(master, board.clone(), SLOW, epoch, |_| {}));
+    let (_task, mut displays) = spawn(
+        PortConfig {
+            path: path.into(),
+            baud: SLOW,
+        },
+        &[3],
+    );
+    let display = &mut displays[0];
+    let generation = display
+        .program(&program, VALID)
+        .await
+        .expect("the link takes the program")
+        .generation();
+    let view = display.view();
+    wait_until(
+        Duration::from_secs(15),
+        "the program's acknowledgement",
+        || view.borrow().shown == Some(generation),
+    )
+    .await;
+    assert!(
+        view.borrow().caps.local_scroll,
+        "INFO advertises local scrolling"
+    );
+    let (uploaded, started) = {
+        let b = lock(&board);
+        (
+            b.counts().bytes,
+            b.program_started_ms().expect("a program plays"),
+        )
+    };
+    let pass = u64::from(strip.positions - 1);
+    let mut last = None;
+    for at in [120, 400, 730, 1_060, 1_500] {
+        // Sampling instants on the board's clock, not waits for a condition: the assertion
+        // below holds at any instant.
+        tokio::time::sleep_until(epoch + Duration::from_millis(started + at)).await;
+        let (now, picture) = picture_now(&board, epoch);
+        let expected = (now - started) * 20 / 1_000 % pass;
+        let matched = [expected.saturating_sub(1), expected, expected + 1]
+            .into_iter()
+            .find(|&o| strip.frame(o as u32) == picture);
+        assert!(
+            matched.is_some(),
+            "at {} ms the board's frame is not Strip::frame({expected}) ± 1",
+            now - started
+        );
+        assert_ne!(matched, last, "the strip moves");
+        last = matched;
+    }
+    // Smooth: one picture per pixel step, at the board's own pace.
+    let (v0, t0) = (lock(&board).picture_version(), board_ms(epoch));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (v1, t1) = (lock(&board).picture_version(), board_ms(epoch));
+    let steps = v1 - v0;
+    let expected = (t1 - t0) * 20 / 1_000;
+    assert!(
+        steps.abs_diff(expected) <= 2,
+        "{steps} steps in {} ms; expected about {expected}",
+        t1 - t0
+    );
+    // Sent once: while it plays, nothing but the odd heartbeat crosses the line.
+    let received = lock(&board).counts().bytes - uploaded;
+    assert!(
+        received < 64,
+        "{received} bytes after the upload; host {:?}, board {:?}",
+        display.counters(),
+        lock(&board).counts()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_program_switches_pages_at_their_dwell() {
+    const DWELL: u64 = 300;
+    let pages = vec![picture(1), picture(2), picture(3)];
+    let program = Program::Pages {
+        pages: pages.clone(),
+        dwell: Duration::from_millis(DWELL),
+    };
+    let (master, _slave, path) = pty();
+    let board = board(3, 512);
+    let epoch = Instant::now();
+    tokio::spawn(serve(master, board.clone(), BAUD, epoch, |_| {}));
+    let (_task, mut displays) = spawn(
+        PortConfig {
+            path: path.into(),
+            baud: BAUD,
+        },
+        &[3],
+    );
+    let generation = displays[0]
+        .program(&program, VALID)
+        .await
+        .expect("the link takes the program")
+        .generation();
+    let view = displays[0].view();
+    wait_until(
+        Duration::from_secs(5),
+        "the program's acknowledgement",
+        || view.borrow().shown == Some(generation),
+    )
+    .await;
+    let started = lock(&board).program_started_ms().expect("a program plays");
+    // Mid-dwell of pages 0, 1, 2 and, looping, 0 again.
+    for k in 0..4 {
+        tokio::time::sleep_until(epoch + Duration::from_millis(started + k * DWELL + DWELL / 2))
+            .await;
+        let (now, picture) = picture_now(&board, epoch);
+        let page = ((now - started) / DWELL % 3) as usize;
+        assert_eq!(picture, pages[page], "page {page} at {} ms", now - started);
+    }
+    // And the I/O loop switches by itself, without the test's ticks.
+    let next = {
+        let (now, _) = picture_now(&board, epoch);
+        ((now - started) / DWELL + 1) % 3
+    };
+    wait_until(Duration::from_millis(2 * DWELL), "the next page", || {
+        lock(&board).picture() == pages[next as usize]
+    })
+    .await;
 }
