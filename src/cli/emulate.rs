@@ -71,28 +71,8 @@ pub fn run(site: &Path, options: &Options, lang: Lang) -> Exit {
         .baud
         .or_else(|| profile.bauds.first().copied())
         .unwrap_or(115_200);
-    if let Err(error) = std::fs::create_dir_all(&options.out) {
-        let (path, reason) = (options.out.display().to_string(), error.to_string());
-        eprintln!(
-            "{}",
-            tr(
-                lang,
-                "emulate.out_failed",
-                &[("path", &path), ("reason", &reason)]
-            )
-        );
+    let Some(runtime) = prepare(&options.out, lang) else {
         return Exit::Failed;
-    }
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            let reason = error.to_string();
-            eprintln!("{}", tr(lang, "emulate.failed", &[("reason", &reason)]));
-            return Exit::Failed;
-        }
     };
     runtime.block_on(emulate(port, address, options, &profile, baud, lang))
 }
@@ -211,6 +191,34 @@ fn save(frame: &Frame, look: &LedLook, path: &Path) -> Result<(), String> {
     std::fs::rename(&partial, path).map_err(|e| e.to_string())
 }
 
+/// What both kinds of board need before they run: the output folder and a runtime. Problems
+/// are reported on stderr.
+fn prepare(out: &Path, lang: Lang) -> Option<tokio::runtime::Runtime> {
+    if let Err(error) = std::fs::create_dir_all(out) {
+        let (path, reason) = (out.display().to_string(), error.to_string());
+        eprintln!(
+            "{}",
+            tr(
+                lang,
+                "emulate.out_failed",
+                &[("path", &path), ("reason", &reason)]
+            )
+        );
+        return None;
+    }
+    match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => Some(runtime),
+        Err(error) => {
+            let reason = error.to_string();
+            eprintln!("{}", tr(lang, "emulate.failed", &[("reason", &reason)]));
+            None
+        }
+    }
+}
+
 /// A profile file on its own (the site's `fonts/` only matter for its font reference).
 fn load_profile(site: &Path, path: &Path, lang: Lang) -> Option<Profile> {
     match config::load_profile(site, path) {
@@ -309,28 +317,8 @@ fn run_mqtt(source: &MqttSource, options: &Options, profile: &Profile, lang: Lan
             return Exit::Usage;
         }
     };
-    if let Err(error) = std::fs::create_dir_all(&options.out) {
-        let (path, reason) = (options.out.display().to_string(), error.to_string());
-        eprintln!(
-            "{}",
-            tr(
-                lang,
-                "emulate.out_failed",
-                &[("path", &path), ("reason", &reason)]
-            )
-        );
+    let Some(runtime) = prepare(&options.out, lang) else {
         return Exit::Failed;
-    }
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            let reason = error.to_string();
-            eprintln!("{}", tr(lang, "emulate.failed", &[("reason", &reason)]));
-            return Exit::Failed;
-        }
     };
     runtime.block_on(emulate_mqtt(&url, &source.topic, options, profile, lang))
 }
