@@ -370,7 +370,18 @@ impl MqttDisplay {
 
 impl Drop for MqttDisplay {
     fn drop(&mut self) {
-        // The publisher ends when every display is gone; wake it so it notices.
+        // The publisher ends when every display's channels are closed. Close this display's channels
+        // before waking it: fields are dropped only after `drop` returns, so a wake-up sent
+        // first could find them still open, and no second wake-up would come (regression test:
+        // dropping_every_display_says_offline_and_ends_the_link).
+        drop(std::mem::replace(
+            &mut self.wanted,
+            watch::channel(Desired::Unset).0,
+        ));
+        drop(std::mem::replace(
+            &mut self.settings,
+            watch::channel(Settings::default()).0,
+        ));
         self.wake.notify_one();
     }
 }
