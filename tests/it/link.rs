@@ -547,15 +547,21 @@ async fn a_9600_baud_board_gets_a_scroll_program_once_and_plays_it_smoothly() {
     let (v1, t1) = (lock(&board).picture_version(), board_ms(epoch));
     let steps = v1 - v0;
     let expected = (t1 - t0) * 20 / 1_000;
+    // A starved test machine may coalesce a few steps into one wake-up, never add any: the
+    // board must step often (not jump once) and never faster than its speed.
     assert!(
-        steps.abs_diff(expected) <= 2,
+        steps * 10 >= expected * 6 && steps <= expected + 2,
         "{steps} steps in {} ms; expected about {expected}",
         t1 - t0
     );
     // Sent once: while it plays, nothing but the odd heartbeat crosses the line.
+    // A starved machine may delay an ACK past the host's timeout: the host then resends that
+    // chunk (a retry, counted), which the board acknowledges as a duplicate. That is not a
+    // second upload; anything beyond retried chunks and a heartbeat would be.
     let received = lock(&board).counts().bytes - uploaded;
+    let retried_chunks = display.counters().retries * 1_100;
     assert!(
-        received < 64,
+        received < 64 + retried_chunks,
         "{received} bytes after the upload; host {:?}, board {:?}",
         display.counters(),
         lock(&board).counts()
