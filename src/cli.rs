@@ -221,6 +221,34 @@ fn lang_from_args(argv: &[std::ffi::OsString]) -> Option<Result<Lang, String>> {
     None
 }
 
+/// A profile file named on the command line (`--profile FILE`): its problems printed like
+/// `validate`'s, a read failure reported with the catalogue message `unreadable_key`.
+fn load_profile_file(
+    site: &Path,
+    path: &Path,
+    lang: Lang,
+    unreadable_key: &str,
+) -> Option<crate::config::model::Profile> {
+    match config::load_profile(site, path) {
+        Ok((profile, report)) => {
+            let _ = write!(std::io::stdout(), "{}", report.render(lang));
+            profile
+        }
+        Err(error) => {
+            let (name, reason) = (path.display().to_string(), error.to_string());
+            eprintln!(
+                "{}",
+                tr(
+                    lang,
+                    unreadable_key,
+                    &[("path", &name), ("reason", &reason)]
+                )
+            );
+            None
+        }
+    }
+}
+
 /// Runs one parsed command.
 pub fn run(args: &Args, lang: Lang) -> Exit {
     match &args.command {

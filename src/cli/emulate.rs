@@ -6,7 +6,6 @@
 //! The serial board itself is [`crate::emulator`], and the MQTT topics and frame header are
 //! [`crate::link::mqtt`]'s; this file must not decide anything about either protocol.
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -14,7 +13,6 @@ use std::time::Duration;
 use tokio_serial::SerialPortBuilderExt;
 
 use super::Exit;
-use crate::config;
 use crate::config::model::{Profile, Protocol};
 use crate::emulator::{Board, BoardConfig, lock, serve};
 use crate::i18n::{Lang, tr};
@@ -106,29 +104,8 @@ async fn emulate(
         BoardConfig::from_profile(profile, address),
         0,
     )));
-    let look = LedLook {
-        scale: LedLook::default().scale,
-        led_color: profile.led_color,
-    };
-    let out = options.out.join(SHOWN_PNG);
-    let mut write_failed = false;
-    let mut draw = |frame: &Frame| {
-        if let Err(reason) = save(frame, &look, &out)
-            && !write_failed
-        {
-            // Once is enough: the board keeps working without its pictures.
-            write_failed = true;
-            let path = out.display().to_string();
-            eprintln!(
-                "{}",
-                tr(
-                    lang,
-                    "emulate.png_failed",
-                    &[("path", &path), ("reason", &reason)]
-                )
-            );
-        }
-    };
+    let mut shown = ShownPng::new(&options.out, profile, lang);
+    let mut draw = |frame: &Frame| shown.draw(frame);
     draw(&lock(&board).picture());
     let (address, baud_text) = (address.to_string(), baud.to_string());
     let out_dir = options.out.display().to_string();
@@ -181,6 +158,47 @@ async fn emulate(
     exit
 }
 
+/// `DIR/shown.png`, rewritten whenever the board's picture changes, on either kind of board.
+struct ShownPng {
+    look: LedLook,
+    path: PathBuf,
+    lang: Lang,
+    /// A write failure is reported once: the board keeps working without its pictures.
+    failed: bool,
+}
+
+impl ShownPng {
+    fn new(out: &Path, profile: &Profile, lang: Lang) -> ShownPng {
+        let look = LedLook {
+            scale: LedLook::default().scale,
+            led_color: profile.led_color,
+        };
+        ShownPng {
+            look,
+            path: out.join(SHOWN_PNG),
+            lang,
+            failed: false,
+        }
+    }
+
+    fn draw(&mut self, frame: &Frame) {
+        if let Err(reason) = save(frame, &self.look, &self.path)
+            && !self.failed
+        {
+            self.failed = true;
+            let path = self.path.display().to_string();
+            eprintln!(
+                "{}",
+                tr(
+                    self.lang,
+                    "emulate.png_failed",
+                    &[("path", &path), ("reason", &reason)]
+                )
+            );
+        }
+    }
+}
+
 /// Writes the picture beside its final name and renames it, so a viewer never reads half a
 /// PNG.
 fn save(frame: &Frame, look: &LedLook, path: &Path) -> Result<(), String> {
@@ -221,24 +239,7 @@ fn prepare(out: &Path, lang: Lang) -> Option<tokio::runtime::Runtime> {
 
 /// A profile file on its own (the site's `fonts/` only matter for its font reference).
 fn load_profile(site: &Path, path: &Path, lang: Lang) -> Option<Profile> {
-    match config::load_profile(site, path) {
-        Ok((profile, report)) => {
-            let _ = write!(std::io::stdout(), "{}", report.render(lang));
-            profile
-        }
-        Err(error) => {
-            let (name, reason) = (path.display().to_string(), error.to_string());
-            eprintln!(
-                "{}",
-                tr(
-                    lang,
-                    "emulate.profile_unreadable",
-                    &[("path", &name), ("reason", &reason)]
-                )
-            );
-            None
-        }
-    }
+    super::load_profile_file(site, path, lang, "emulate.profile_unreadable")
 }
 
 /// Why `--mqtt` cannot be used as given.
@@ -365,29 +366,9 @@ async fn emulate_mqtt(
         }
     };
     let (client, mut eventloop) = AsyncClient::new(options_mqtt, 16);
-    let look = LedLook {
-        scale: LedLook::default().scale,
-        led_color: profile.led_color,
-    };
-    let out = options.out.join(SHOWN_PNG);
     let blank = Frame::new(profile.width, profile.height, profile.pixel);
-    let mut write_failed = false;
-    let mut draw = |frame: &Frame| {
-        if let Err(reason) = save(frame, &look, &out)
-            && !write_failed
-        {
-            write_failed = true;
-            let path = out.display().to_string();
-            eprintln!(
-                "{}",
-                tr(
-                    lang,
-                    "emulate.png_failed",
-                    &[("path", &path), ("reason", &reason)]
-                )
-            );
-        }
-    };
+    let mut shown = ShownPng::new(&options.out, profile, lang);
+    let mut draw = |frame: &Frame| shown.draw(frame);
     draw(&blank);
     let out_dir = options.out.display().to_string();
     let broker = format!("{}:{}", url.host, url.port);

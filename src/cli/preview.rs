@@ -430,22 +430,5 @@ fn clock_text(at: Option<&str>, tz: Tz, now: DateTime<Utc>) -> Option<String> {
 
 /// A profile file on its own, for `--profile FILE --text …`.
 fn load_profile(site: &Path, path: &Path, lang: Lang) -> Option<Profile> {
-    match config::load_profile(site, path) {
-        Ok((profile, report)) => {
-            let _ = write!(std::io::stdout(), "{}", report.render(lang));
-            profile
-        }
-        Err(error) => {
-            let (name, reason) = (path.display().to_string(), error.to_string());
-            eprintln!(
-                "{}",
-                tr(
-                    lang,
-                    "cli.preview.profile_unreadable",
-                    &[("path", &name), ("reason", &reason)]
-                )
-            );
-            None
-        }
-    }
+    super::load_profile_file(site, path, lang, "cli.preview.profile_unreadable")
 }
