@@ -16,6 +16,7 @@ use std::process::ExitCode;
 
 use clap::{Arg, ArgAction, CommandFactory, FromArgMatches, Parser, Subcommand};
 
+mod daemon;
 pub mod emulate;
 mod preview;
 mod schedule;
@@ -147,6 +148,32 @@ pub enum Command {
         count: usize,
         #[arg(long, value_name = "ZONE")]
         tz: Option<String>,
+    },
+    /// Run the daemon: keep every board current, serve the status page and the control API.
+    Run {
+        #[arg(value_name = "DIR")]
+        dir: Option<PathBuf>,
+        #[arg(long, value_name = "FILE")]
+        db: Option<PathBuf>,
+        #[arg(long, value_name = "FORMAT", value_parser = ["text", "json"], default_value = "text")]
+        log_format: String,
+    },
+    /// Put an urgent notice on boards through the running daemon, list or end notices.
+    Interrupt {
+        #[arg(value_name = "TEXT", required_unless_present_any = ["end", "list"])]
+        text: Option<String>,
+        #[arg(long = "to", value_name = "ID", value_delimiter = ',')]
+        to: Vec<String>,
+        #[arg(long = "for", value_name = "DURATION")]
+        duration: Option<String>,
+        #[arg(long)]
+        sms: bool,
+        #[arg(long, value_name = "ID", conflicts_with_all = ["text", "list"])]
+        end: Option<String>,
+        #[arg(long, conflicts_with = "text")]
+        list: bool,
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
     },
     /// SMS bulletins.
     Sms {
@@ -333,6 +360,41 @@ pub fn run(args: &Args, lang: Lang) -> Exit {
             *count,
             tz.as_deref(),
             &args.site,
+            lang,
+        ),
+        Command::Run {
+            dir,
+            db,
+            log_format,
+        } => daemon::run(
+            dir.as_deref().unwrap_or(&args.site),
+            db.clone(),
+            if log_format == "json" {
+                daemon::LogFormat::Json
+            } else {
+                daemon::LogFormat::Text
+            },
+            lang,
+        ),
+        Command::Interrupt {
+            text,
+            to,
+            duration,
+            sms,
+            end,
+            list,
+            url,
+        } => daemon::interrupt(
+            &args.site,
+            &daemon::InterruptOptions {
+                text: text.clone(),
+                displays: to.clone(),
+                duration: duration.clone(),
+                sms: *sms,
+                end: end.clone(),
+                list: *list,
+                url: url.clone(),
+            },
             lang,
         ),
         Command::Sms { command } => match command {

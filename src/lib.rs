@@ -8,6 +8,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod daemon;
 pub mod diag;
 pub mod durations;
 pub mod emulator;
@@ -20,6 +21,12 @@ pub mod protocol;
 pub mod raster;
 pub mod schedule;
 pub mod sms;
+
+/// Makes ring rustls's crypto provider for this process (the HTTP client and MQTT over TLS are
+/// built without one, so that no second provider is compiled in). Safe to call more than once.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
 
 // The message catalogue: one file per language under `locales/`, embedded at compile time.
 rust_i18n::i18n!("locales", fallback = "en");

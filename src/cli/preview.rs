@@ -8,7 +8,6 @@
 use std::collections::HashMap;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
@@ -381,7 +380,7 @@ fn write_pictures(
             });
             write_png(&still, look, create(format!("{}.png", job.stem))?)
                 .map_err(|e| e.to_string())?;
-            let (step, delay) = pacing(job.profile, job.link, show.speed);
+            let (step, delay) = crate::link::pacing(job.profile, job.link, show.speed);
             let frames: Vec<Frame> = (0..strip.positions)
                 .step_by(step as usize)
                 .map(|o| strip.frame(o))
@@ -396,28 +395,6 @@ fn write_pictures(
         }
     }
     Ok(count)
-}
-
-/// Pixels per frame and time per frame of moving text as the board shows it. A controller that
-/// plays locally (or a board fed over MQTT) moves a pixel at a time; a board whose frames are
-/// streamed over a serial line moves as far as the text travels while one frame is sent.
-pub fn pacing(profile: &Profile, link: Option<&Link>, speed: f32) -> (u32, Duration) {
-    let speed = f64::from(speed.max(0.1));
-    if let Some(Link::Serial { baud, .. }) = link
-        && !profile.local_scroll
-    {
-        let bytes = Frame::new(profile.width, profile.height, profile.pixel)
-            .data
-            .len() as f64;
-        // 8N1: ten bits a byte; a few per cent of framing on top (docs/protocol.md).
-        let frame_time = bytes * 1.03 * 10.0 / f64::from(*baud);
-        let step = (speed * frame_time).round().max(1.0);
-        return (step as u32, Duration::from_secs_f64(step / speed));
-    }
-    // GIF viewers show at most 50 frames a second.
-    let delay = (1.0 / speed).max(0.02);
-    let step = (speed * delay).round().max(1.0);
-    (step as u32, Duration::from_secs_f64(step / speed))
 }
 
 fn clock_text(at: Option<&str>, tz: Tz, now: DateTime<Utc>) -> Option<String> {

@@ -14,6 +14,7 @@
 
 pub mod mqtt;
 pub mod serial;
+pub mod simulated;
 
 use std::future::Future;
 use std::sync::Mutex;
@@ -350,4 +351,30 @@ pub(crate) fn valid_for_secs(valid_for: Duration) -> Result<u16, LinkError> {
         Ok(0) | Err(_) => Err(LinkError::ValidFor(valid_for)),
         Ok(s) => Ok(s),
     }
+}
+
+/// Pixels per frame and time per frame of moving text as the board shows it. A controller that
+/// plays locally (or a board fed over MQTT) moves a pixel at a time; a board whose frames are
+/// streamed over a serial line moves as far as the text travels while one frame is sent.
+pub fn pacing(
+    profile: &crate::config::model::Profile,
+    link: Option<&crate::config::model::Link>,
+    speed: f32,
+) -> (u32, Duration) {
+    let speed = f64::from(speed.max(0.1));
+    if let Some(crate::config::model::Link::Serial { baud, .. }) = link
+        && !profile.local_scroll
+    {
+        let bytes = Frame::new(profile.width, profile.height, profile.pixel)
+            .data
+            .len() as f64;
+        // 8N1: ten bits a byte; a few per cent of framing on top (docs/protocol.md).
+        let frame_time = bytes * 1.03 * 10.0 / f64::from(*baud);
+        let step = (speed * frame_time).round().max(1.0);
+        return (step as u32, Duration::from_secs_f64(step / speed));
+    }
+    // GIF viewers show at most 50 frames a second.
+    let delay = (1.0 / speed).max(0.02);
+    let step = (speed * delay).round().max(1.0);
+    (step as u32, Duration::from_secs_f64(step / speed))
 }

@@ -348,9 +348,19 @@ impl MqttDisplay {
         self.counters.snapshot()
     }
 
+    /// The counters themselves, for a status page that outlives borrowing the display.
+    pub fn shared_counters(&self) -> Arc<Counters> {
+        self.counters.clone()
+    }
+
     /// The board's last `…/status` payload (retained by the broker, so known at once).
     pub fn status(&self) -> watch::Receiver<Option<String>> {
         self.status.clone()
+    }
+
+    /// The newest generation this handle has asked for (a frame or a withdrawal).
+    pub fn requested(&self) -> u64 {
+        self.generation
     }
 
     /// The newest generation handed to the broker connection.

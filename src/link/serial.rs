@@ -127,6 +127,11 @@ impl SerialDisplay {
         self.counters.snapshot()
     }
 
+    /// The counters themselves, for a status page that outlives borrowing the display.
+    pub fn shared_counters(&self) -> Arc<Counters> {
+        self.counters.clone()
+    }
+
     /// Follows what the host knows about the board.
     pub fn view(&self) -> watch::Receiver<BoardView> {
         self.view.clone()

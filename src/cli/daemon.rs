@@ -1,0 +1,251 @@
+//! `gongkai run` (the daemon, in the foreground, with its logs) and `gongkai interrupt`
+//! (the daemon's control API from the command line).
+
+use std::path::{Path, PathBuf};
+
+use super::Exit;
+use crate::config;
+use crate::daemon;
+use crate::i18n::{Lang, tr};
+
+/// Log lines as text for people or JSON for collectors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+pub fn run(site: &Path, db: Option<PathBuf>, format: LogFormat, lang: Lang) -> Exit {
+    init_logs(format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .thread_name("gongkai")
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            let reason = e.to_string();
+            eprintln!(
+                "{}",
+                tr(lang, "daemon.runtime_failed", &[("reason", &reason)])
+            );
+            return Exit::Failed;
+        }
+    };
+    let db_path = db.unwrap_or_else(|| site.join("var").join("gongkai.db"));
+    let audit: Box<dyn daemon::audit::AuditLog> = match daemon::audit::open_log(&db_path) {
+        Ok(log) => log,
+        Err(e) => {
+            let (path, reason) = (db_path.display().to_string(), e.to_string());
+            eprintln!(
+                "{}",
+                tr(
+                    lang,
+                    "daemon.db_failed",
+                    &[("path", &path), ("reason", &reason)]
+                )
+            );
+            return Exit::Failed;
+        }
+    };
+    let options = daemon::Options {
+        site: site.to_path_buf(),
+        db: Some(db_path),
+        lang,
+    };
+    match runtime.block_on(daemon::run(options, audit)) {
+        Ok(()) => Exit::Ok,
+        Err(daemon::StartError::Invalid(report)) => {
+            print!("{report}");
+            eprintln!("{}", tr(lang, "daemon.invalid", &[]));
+            Exit::Problems
+        }
+        Err(e) => {
+            let reason = e.to_string();
+            eprintln!("{}", tr(lang, "daemon.failed", &[("reason", &reason)]));
+            Exit::Failed
+        }
+    }
+}
+
+fn init_logs(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("GONGKAI_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+/// What `gongkai interrupt` was asked.
+#[derive(Debug, Clone, Default)]
+pub struct InterruptOptions {
+    pub text: Option<String>,
+    pub displays: Vec<String>,
+    pub duration: Option<String>,
+    pub sms: bool,
+    pub end: Option<String>,
+    pub list: bool,
+    /// The daemon's admin address (default: the site's `admin.listen`).
+    pub url: Option<String>,
+}
+
+/// The admin API's base address and token, from the site (or `--url` and the environment).
+fn admin(site: &Path, url: Option<&str>, lang: Lang) -> Result<(String, Option<String>), Exit> {
+    let token_env = std::env::var("GONGKAI_ADMIN_TOKEN").ok();
+    if let Some(url) = url {
+        return Ok((url.trim_end_matches('/').to_owned(), token_env));
+    }
+    let loaded = config::load(site);
+    let Some(model) = loaded.model else {
+        print!("{}", loaded.report.render(lang));
+        return Err(Exit::Problems);
+    };
+    let listener = &model.site.admin;
+    let token = match (&listener.token, token_env) {
+        (_, Some(t)) => Some(t),
+        (Some(source), None) => {
+            match crate::sms::secret::load(source, site, |k| std::env::var(k).ok()) {
+                Ok(secret) => Some(secret.expose().to_owned()),
+                Err(e) => {
+                    let reason = e.to_string();
+                    eprintln!(
+                        "{}",
+                        tr(lang, "daemon.token_failed", &[("reason", &reason)])
+                    );
+                    return Err(Exit::Failed);
+                }
+            }
+        }
+        (None, None) => None,
+    };
+    let addr = listener.addr;
+    // A daemon listening on every address is reached on loopback from here.
+    let host = if addr.ip().is_unspecified() {
+        if addr.is_ipv4() {
+            "127.0.0.1".to_owned()
+        } else {
+            "[::1]".to_owned()
+        }
+    } else if addr.is_ipv6() {
+        format!("[{}]", addr.ip())
+    } else {
+        addr.ip().to_string()
+    };
+    Ok((format!("http://{host}:{}", addr.port()), token))
+}
+
+pub fn interrupt(site: &Path, options: &InterruptOptions, lang: Lang) -> Exit {
+    let (base, token) = match admin(site, options.url.as_deref(), lang) {
+        Ok(found) => found,
+        Err(exit) => return exit,
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            let reason = e.to_string();
+            eprintln!(
+                "{}",
+                tr(lang, "daemon.runtime_failed", &[("reason", &reason)])
+            );
+            return Exit::Failed;
+        }
+    };
+    runtime.block_on(interrupt_async(&base, token.as_deref(), options, lang))
+}
+
+async fn interrupt_async(
+    base: &str,
+    token: Option<&str>,
+    options: &InterruptOptions,
+    lang: Lang,
+) -> Exit {
+    crate::install_crypto_provider();
+    let client = match reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(10))
+        .build()
+    {
+        Ok(client) => client,
+        Err(e) => {
+            let reason = e.to_string();
+            eprintln!(
+                "{}",
+                tr(
+                    lang,
+                    "daemon.unreachable",
+                    &[("url", base), ("reason", &reason)]
+                )
+            );
+            return Exit::Failed;
+        }
+    };
+    let with_token = |r: reqwest::RequestBuilder| match token {
+        Some(t) => r.bearer_auth(t),
+        None => r,
+    };
+    let request = if options.list {
+        client.get(format!("{base}/api/interrupts"))
+    } else if let Some(id) = &options.end {
+        with_token(client.delete(format!("{base}/api/interrupt/{id}")))
+    } else {
+        let Some(text) = &options.text else {
+            eprintln!("{}", tr(lang, "daemon.interrupt_needs_text", &[]));
+            return Exit::Usage;
+        };
+        let body = serde_json::json!({
+            "text": text,
+            "displays": options.displays,
+            "duration": options.duration,
+            "sms": options.sms,
+            "by": std::env::var("USER").ok(),
+        });
+        with_token(client.post(format!("{base}/api/interrupt")).json(&body))
+    };
+    let response = match request.send().await {
+        Ok(response) => response,
+        Err(e) => {
+            let reason = e.to_string();
+            eprintln!(
+                "{}",
+                tr(
+                    lang,
+                    "daemon.unreachable",
+                    &[("url", base), ("reason", &reason)]
+                )
+            );
+            return Exit::Failed;
+        }
+    };
+    let status = response.status();
+    let text = response.text().await.unwrap_or_default();
+    if status.is_success() {
+        if !text.is_empty() {
+            println!("{text}");
+        } else if let Some(id) = &options.end {
+            println!("{}", tr(lang, "daemon.interrupt_ended", &[("id", id)]));
+        }
+        Exit::Ok
+    } else {
+        let code = status.as_u16().to_string();
+        eprintln!(
+            "{}",
+            tr(
+                lang,
+                "daemon.refused",
+                &[("status", &code), ("reason", &text)]
+            )
+        );
+        if status == reqwest::StatusCode::NOT_FOUND || status == reqwest::StatusCode::BAD_REQUEST {
+            Exit::Problems
+        } else {
+            Exit::Failed
+        }
+    }
+}

@@ -1,0 +1,520 @@
+//! One display's task: schedule → render → link, and nothing else.
+//!
+//! Owns a display's link handle and what the display shows now. It asks the schedule what is
+//! on, renders it when that changes, hands the board a program (if the board plays by itself)
+//! or frames at the pace its link carries, keeps brightness and power as scheduled, and sleeps
+//! until the next thing changes: the slot's end, the next frame of a streamed picture, the
+//! next minute of a clock, new inputs, or the order to stop. A slow or dead link delays only
+//! this task (ARCHITECTURE.md, invariant 4).
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use tokio::sync::{mpsc, watch};
+
+use super::audit::{AuditEvent, ShownKind};
+use super::links::AnyLink;
+use super::picture::{self, Picture};
+use crate::config::model::{DisplayIdx, Item, Model};
+use crate::font::FontChain;
+use crate::layout::{Canvas, Content, layout};
+use crate::link::LinkError;
+use crate::schedule::{Interrupt, Schedule, Slot, What, estimate};
+
+/// Everything a display's task computes from; replaced as a whole on reload or when the
+/// interrupts change.
+pub struct Inputs {
+    pub model: Arc<Model>,
+    pub display: DisplayIdx,
+    pub interrupts: Arc<Vec<Interrupt>>,
+    /// The profile's fonts, shared by every display of the profile.
+    pub fonts: Arc<Mutex<FontChain>>,
+}
+
+/// How the task is told to end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    Run,
+    /// End, leaving the board as it is (shutdown, or the link is rebuilt).
+    Leave,
+    /// End after withdrawing the picture (the display was removed from the site).
+    Withdraw,
+}
+
+/// What the display shows, for the status API and the live page.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct DisplayStatus {
+    pub id: String,
+    pub name: String,
+    pub location: Option<String>,
+    pub width: u32,
+    pub height: u32,
+    pub current: Option<Current>,
+    /// Counts the changes of `current`; the live page reloads a picture when it moves on.
+    pub generation: u64,
+    pub brightness: Option<u32>,
+    /// The last error from the link or the renderer, if the last attempt failed.
+    pub last_error: Option<String>,
+    #[serde(skip)]
+    pub picture: Option<Arc<Picture>>,
+    /// When the picture's elapsed time is zero.
+    #[serde(skip)]
+    pub origin: Option<DateTime<Utc>>,
+    #[serde(skip)]
+    pub led_color: Option<crate::config::model::LedColor>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Current {
+    /// `item`, `interrupt`, `idle` or `off`.
+    pub kind: ShownKind,
+    pub playlist: Option<String>,
+    pub item: Option<String>,
+    pub title: String,
+    pub since: DateTime<Tz>,
+    pub until: DateTime<Tz>,
+    /// Why it won: `window`, `default`, `interrupt`, `power-off` or `idle`.
+    pub why: &'static str,
+    pub moving: bool,
+    /// `program` (the board plays it), `frames` (sent frame by frame) or `off`.
+    pub delivery: &'static str,
+}
+
+/// A reason the task's link or render failed, kept for the status API and counted.
+pub type ErrorSink = mpsc::UnboundedSender<(String, String)>;
+
+/// What the task is showing.
+struct Showing {
+    key: String,
+    picture: Arc<Picture>,
+    origin: DateTime<Utc>,
+    /// The board plays a program; otherwise frames are sent at `step` pixels (or page by page).
+    program: bool,
+    step: u32,
+    /// Rendered for this minute (pictures with a clock).
+    minute: Option<i64>,
+    /// The last frame handed to a frame-fed link, so a wake-up with nothing new sends nothing.
+    sent: Option<crate::raster::frame::Frame>,
+}
+
+/// Longest a board is told its content stays valid (the protocol's limit is 65,535 s; a dead
+/// daemon's boards go dark after this).
+const MAX_VALID: Duration = Duration::from_secs(3600);
+/// Added to the time until the next change, so a board never goes dark while waiting for it.
+const VALID_GRACE: Duration = Duration::from_secs(60);
+
+/// Runs one display until told to stop.
+pub async fn run(
+    mut inputs: watch::Receiver<Arc<Inputs>>,
+    mut link: AnyLink,
+    status: watch::Sender<DisplayStatus>,
+    audit: mpsc::UnboundedSender<AuditEvent>,
+    mut stop: watch::Receiver<Stop>,
+    events: tokio::sync::broadcast::Sender<String>,
+) -> AnyLink {
+    let mut showing: Option<Showing> = None;
+    let mut brightness: Option<u32> = None;
+    let mut powered_off = false;
+    let mut memo: HashMap<(usize, usize), Duration> = HashMap::new();
+    // The model the memo was computed for (an address, compared, never dereferenced).
+    let mut memo_model: usize = 0;
+    let mut reread = true;
+    loop {
+        let current = inputs.borrow_and_update().clone();
+        if memo_model != Arc::as_ptr(&current.model) as usize {
+            memo.clear();
+            memo_model = Arc::as_ptr(&current.model) as usize;
+        }
+        let model = &*current.model;
+        let idx = current.display;
+        let tz = model.site.timezone;
+        let now_utc = Utc::now();
+        let now = now_utc.with_timezone(&tz);
+        let (slot, next_change, level) = match plan(&current, now, &mut memo) {
+            Ok(planned) => planned,
+            Err(why) => {
+                note_error(&status, &events, why);
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(60)) => {}
+                    _ = inputs.changed() => {}
+                    _ = stop.changed() => break,
+                }
+                continue;
+            }
+        };
+        let key = slot_key(model, &current.interrupts, &slot);
+        let minute = now_utc.timestamp() / 60;
+        let with_time = picture::shows_time(model, idx, &slot.what);
+        let fresh = match &showing {
+            None => true,
+            Some(s) => {
+                s.key != key || reread || (with_time && !s.program && s.minute != Some(minute))
+            }
+        };
+        if fresh {
+            let offset = match slot.what {
+                What::Item { offset, .. } => offset,
+                _ => Duration::ZERO,
+            };
+            let origin = slot.start.with_timezone(&Utc)
+                - chrono::Duration::from_std(offset).unwrap_or_default();
+            let rendered = {
+                let mut fonts = current
+                    .fonts
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                picture::render(model, idx, &slot.what, &current.interrupts, now, &mut fonts)
+            };
+            match rendered {
+                Ok(pic) => {
+                    let same = showing
+                        .as_ref()
+                        .is_some_and(|s| s.key == key && *s.picture == pic);
+                    if !same {
+                        let delivered = deliver(
+                            &mut link,
+                            &pic,
+                            model,
+                            idx,
+                            origin,
+                            now_utc,
+                            next_change,
+                            &mut powered_off,
+                        )
+                        .await;
+                        let (program, error) = match delivered {
+                            Ok(program) => (program, None),
+                            Err(e) => (false, Some(e.to_string())),
+                        };
+                        let step = step_for(model, idx, &pic);
+                        let pic = Arc::new(pic);
+                        let changed_key = showing.as_ref().is_none_or(|s| s.key != key);
+                        if changed_key {
+                            let _ = audit.send(AuditEvent::started(
+                                model,
+                                idx,
+                                &slot,
+                                &current.interrupts,
+                                now_utc,
+                            ));
+                        }
+                        status.send_modify(|st| {
+                            st.current =
+                                Some(describe(model, &slot, &current.interrupts, &pic, program));
+                            st.generation += 1;
+                            st.picture = Some(pic.clone());
+                            st.origin = Some(origin);
+                            st.last_error = error;
+                        });
+                        let _ = events.send(status.borrow().id.clone());
+                        showing = Some(Showing {
+                            key: key.clone(),
+                            picture: pic,
+                            origin,
+                            program,
+                            step,
+                            minute: with_time.then_some(minute),
+                            sent: None,
+                        });
+                    } else if let Some(s) = showing.as_mut() {
+                        s.minute = with_time.then_some(minute);
+                        // Same picture, maybe a new end: keep the status's until current.
+                        status.send_if_modified(|st| match st.current.as_mut() {
+                            Some(c) if c.until != slot.end => {
+                                c.until = slot.end;
+                                true
+                            }
+                            _ => false,
+                        });
+                    }
+                }
+                Err(error) => note_error(&status, &events, error.to_string()),
+            }
+            reread = false;
+        }
+        // Frame-fed links: send the frame due now, if it is not on the board yet.
+        let mut next_frame = None;
+        if let Some(s) = showing.as_mut()
+            && !s.program
+            && !powered_off
+        {
+            let elapsed = (now_utc - s.origin).to_std().unwrap_or_default();
+            if let Some(frame) = s.picture.frame_at(elapsed)
+                && s.sent.as_ref() != Some(&frame)
+            {
+                let valid = valid_for(now_utc, next_change, s.picture.moves());
+                match link.show(&frame, valid).await {
+                    Ok(_) => s.sent = Some(frame),
+                    Err(LinkError::Unsupported) => {}
+                    Err(e) => note_error(&status, &events, e.to_string()),
+                }
+            }
+            next_frame = s
+                .picture
+                .next_frame_after(elapsed, s.step)
+                .and_then(|d| chrono::Duration::from_std(d).ok())
+                .map(|d| s.origin + d);
+        }
+        if level != brightness {
+            if let Some(l) = level {
+                let _ = link.brightness(u8::try_from(l).unwrap_or(u8::MAX)).await;
+            }
+            brightness = level;
+            status.send_modify(|st| st.brightness = level);
+        }
+        // Sleep until the next thing that changes.
+        let mut wake = next_change.with_timezone(&Utc);
+        if let Some(at) = next_frame {
+            wake = wake.min(at);
+        }
+        if with_time {
+            let next_minute = DateTime::from_timestamp((minute + 1) * 60, 0).unwrap_or(wake);
+            wake = wake.min(next_minute);
+        }
+        let sleep = (wake - Utc::now()).to_std().unwrap_or_default();
+        tokio::select! {
+            _ = tokio::time::sleep(sleep) => {}
+            changed = inputs.changed() => {
+                if changed.is_err() { break; }
+                reread = true;
+            }
+            _ = stop.changed() => {}
+        }
+        let order = *stop.borrow();
+        match order {
+            Stop::Run => {}
+            Stop::Leave => break,
+            Stop::Withdraw => {
+                let _ = link.clear().await;
+                link.settle(Duration::from_secs(2)).await;
+                break;
+            }
+        }
+    }
+    let _ = audit.send(AuditEvent::Ended {
+        display: status.borrow().id.clone(),
+        at: Utc::now(),
+    });
+    link
+}
+
+fn note_error(
+    status: &watch::Sender<DisplayStatus>,
+    events: &tokio::sync::broadcast::Sender<String>,
+    why: String,
+) {
+    let id = status.borrow().id.clone();
+    tracing::warn!(display = %id, error = %why, "display");
+    status.send_modify(|st| st.last_error = Some(why));
+    let _ = events.send(id);
+}
+
+/// The schedule's answer now: the slot, when anything next changes, the brightness.
+fn plan(
+    inputs: &Inputs,
+    now: DateTime<Tz>,
+    memo: &mut HashMap<(usize, usize), Duration>,
+) -> Result<(Slot, DateTime<Tz>, Option<u32>), String> {
+    let model = &*inputs.model;
+    let schedule = Schedule::new(model).map_err(|e| e.to_string())?;
+    let cell = RefCell::new(std::mem::take(memo));
+    let durations = |item: &Item, display: DisplayIdx| -> Duration {
+        let key = item_key(model, item);
+        if let Some(d) = cell.borrow().get(&key) {
+            return *d;
+        }
+        let measured = {
+            let mut fonts = inputs
+                .fonts
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let profile = model.profile_of(&model.displays[display]);
+            layout(&Content::of(item), &Canvas::of(profile), &mut *fonts)
+                .ok()
+                .map(|laid| laid.duration(&item.show))
+        };
+        let d = measured.unwrap_or_else(|| estimate::duration(model, item, display));
+        cell.borrow_mut().insert(key, d);
+        d
+    };
+    let result = (|| {
+        let slot = schedule
+            .now(&inputs.interrupts, inputs.display, now, &durations)
+            .map_err(|e| e.to_string())?;
+        let next = schedule
+            .next_change(&inputs.interrupts, inputs.display, now, &durations)
+            .map_err(|e| e.to_string())?;
+        Ok((slot, next, schedule.brightness_at(inputs.display, now)))
+    })();
+    *memo = cell.into_inner();
+    result
+}
+
+/// An item's place in the model (items have ids, but the key must be cheap).
+fn item_key(model: &Model, item: &Item) -> (usize, usize) {
+    for (p, playlist) in model.playlists.iter().enumerate() {
+        if let Some(i) = playlist.items.iter().position(|x| std::ptr::eq(x, item)) {
+            return (p, i);
+        }
+    }
+    (usize::MAX, usize::MAX)
+}
+
+/// What makes two slots "the same showing": the same item started at the same on-air time,
+/// the same interrupt, idle, or off.
+fn slot_key(model: &Model, interrupts: &[Interrupt], slot: &Slot) -> String {
+    match slot.what {
+        What::Item {
+            playlist,
+            item,
+            offset,
+            ..
+        } => {
+            let p = &model.playlists[playlist];
+            let origin = slot.start.timestamp_millis()
+                - i64::try_from(offset.as_millis()).unwrap_or(i64::MAX);
+            format!("item|{}|{}|{origin}", p.id, p.items[item].id)
+        }
+        What::Interrupt(i) => format!(
+            "interrupt|{}",
+            interrupts.get(i).map_or("", |x| x.id.as_str())
+        ),
+        What::Idle => "idle".to_owned(),
+        What::Off => "off".to_owned(),
+    }
+}
+
+fn describe(
+    model: &Model,
+    slot: &Slot,
+    interrupts: &[Interrupt],
+    picture: &Picture,
+    program: bool,
+) -> Current {
+    let (kind, playlist, item, title) = match slot.what {
+        What::Item { playlist, item, .. } => {
+            let p = &model.playlists[playlist];
+            let i = &p.items[item];
+            (
+                ShownKind::Item,
+                Some(p.id.clone()),
+                Some(i.id.clone()),
+                i.title.clone(),
+            )
+        }
+        What::Interrupt(i) => (
+            ShownKind::Interrupt,
+            None,
+            interrupts.get(i).map(|x| x.id.clone()),
+            interrupts
+                .get(i)
+                .map(|x| x.text.clone())
+                .unwrap_or_default(),
+        ),
+        What::Idle => (ShownKind::Idle, None, None, model.site.name.clone()),
+        What::Off => (ShownKind::Off, None, None, String::new()),
+    };
+    let why = match slot.why {
+        crate::schedule::Why::Interrupt => "interrupt",
+        crate::schedule::Why::PowerOff { .. } => "power-off",
+        crate::schedule::Why::Window { .. } => "window",
+        crate::schedule::Why::Default { .. } => "default",
+        crate::schedule::Why::Idle(_) => "idle",
+    };
+    Current {
+        kind,
+        playlist,
+        item,
+        title,
+        since: slot.start,
+        until: slot.end,
+        why,
+        moving: picture.moves(),
+        delivery: match (picture, program) {
+            (Picture::Dark, _) => "off",
+            (_, true) => "program",
+            (_, false) => "frames",
+        },
+    }
+}
+
+/// How long content handed over now stays valid on the board.
+fn valid_for(now: DateTime<Utc>, next_change: DateTime<Tz>, moves: bool) -> Duration {
+    let until = (next_change.with_timezone(&Utc) - now)
+        .to_std()
+        .unwrap_or_default();
+    // A frame of moving text is replaced within a second or two; a still one waits for the
+    // slot's end. Either way the grace covers a late wake-up.
+    let base = if moves { Duration::ZERO } else { until };
+    (base + VALID_GRACE).min(MAX_VALID)
+}
+
+/// Pixels per frame when a moving picture is fed frame by frame over this display's link.
+fn step_for(model: &Model, idx: DisplayIdx, picture: &Picture) -> u32 {
+    let Picture::Moving { speed, .. } = picture else {
+        return 1;
+    };
+    let Some(d) = model.displays.get(idx) else {
+        return 1;
+    };
+    let link = model.effective_link(d);
+    crate::link::pacing(model.profile_of(d), Some(&link), *speed).0
+}
+
+/// Hands a new picture to the link. Returns whether the board plays it by itself.
+#[allow(clippy::too_many_arguments)]
+async fn deliver(
+    link: &mut AnyLink,
+    picture: &Picture,
+    model: &Model,
+    idx: DisplayIdx,
+    origin: DateTime<Utc>,
+    now: DateTime<Utc>,
+    next_change: DateTime<Tz>,
+    powered_off: &mut bool,
+) -> Result<bool, LinkError> {
+    if matches!(picture, Picture::Dark) {
+        *powered_off = true;
+        // Off keeps nothing on the board: power off where the board can, else blank it.
+        return match link.power(false).await {
+            Ok(()) => Ok(false),
+            Err(LinkError::Unsupported) => link.clear().await.map(|()| false),
+            Err(e) => Err(e),
+        };
+    }
+    if *powered_off {
+        *powered_off = false;
+        match link.power(true).await {
+            Ok(()) | Err(LinkError::Unsupported) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let elapsed = (now - origin).to_std().unwrap_or_default();
+    let local = model
+        .displays
+        .get(idx)
+        .map(|d| model.profile_of(d))
+        .is_some_and(|p| match picture {
+            Picture::Pages { .. } => p.local_pages,
+            Picture::Moving { .. } => p.local_scroll,
+            Picture::Dark => false,
+        });
+    let simulated = matches!(link, AnyLink::Simulated(_));
+    if picture.moves()
+        && (local || simulated)
+        && let Some(program) = picture.program(elapsed)
+    {
+        let valid = valid_for(now, next_change, false);
+        match link.program(&program, valid).await {
+            Ok(_) => return Ok(true),
+            // The board cannot play it: fall back to frames.
+            Err(LinkError::Unsupported | LinkError::Program(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(false)
+}

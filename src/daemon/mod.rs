@@ -1,0 +1,759 @@
+//! `gongkai run`: the daemon that keeps every board current.
+//!
+//! Owns the clock, the tasks and the running model: one task per display
+//! ([`display`]: schedule → render → link), the tasks that own ports and the broker connection
+//! ([`links`]), hot reload (the site directory watched, and SIGHUP), interrupts, the audit
+//! writer, the admin listener ([`http`]) and a clean stop on SIGTERM/SIGINT.
+//!
+//! Reload swaps the model atomically (ARCHITECTURE.md, invariant 3): an invalid edit is logged
+//! with its full diagnostics and shown by the status API, and the running model stays. A valid
+//! one reaches only the displays whose inputs changed — their own settings, profile, or a
+//! playlist that targets them; a display whose link changed gets a new link, and a display
+//! removed from the site is withdrawn from its board.
+//!
+//! Must not touch: what a slot is (schedule), how it is drawn (raster), protocol bytes.
+
+pub mod audit;
+pub mod display;
+pub mod http;
+pub mod links;
+pub mod picture;
+
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+
+use crate::config::Model;
+use crate::config::model::DisplayIdx;
+use crate::font::FontChain;
+use crate::i18n::Lang;
+use crate::schedule::Interrupt;
+use crate::sms::secret::Secret;
+use display::{DisplayStatus, Inputs, Stop};
+use links::{AnyLink, LinkProbe, Owners, link_keys};
+
+/// How `gongkai run` was asked to run.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub site: PathBuf,
+    /// The daemon's database (audit, interrupts); default `var/gongkai.db` under the site.
+    pub db: Option<PathBuf>,
+    /// Language of the diagnostics written to the log.
+    pub lang: Lang,
+}
+
+/// Why the daemon could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("the site has errors:\n{0}")]
+    Invalid(String),
+    #[error("admin listener {addr}: {source}")]
+    Listen {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("admin token: {0}")]
+    Token(String),
+    #[error("database {path}: {reason}")]
+    Store { path: PathBuf, reason: String },
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// An urgent notice on some displays for a while, as the operator gave it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Notice {
+    pub id: String,
+    /// Display ids or group names; empty: every display.
+    pub targets: Vec<String>,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    pub text: String,
+    /// Also sent as an SMS bulletin.
+    #[serde(default)]
+    pub sms: bool,
+    #[serde(default)]
+    pub by: Option<String>,
+}
+
+impl Notice {
+    /// The schedule's interrupt for `model`; `None` when a target names nothing there.
+    fn resolve(&self, model: &Model) -> Interrupt {
+        let tz = model.site.timezone;
+        let mut displays: Vec<DisplayIdx> = Vec::new();
+        for target in &self.targets {
+            if let Some(i) = model.displays.iter().position(|d| d.id == *target) {
+                displays.push(i);
+            } else if let Some(group) = model.groups.get(target) {
+                displays.extend(group);
+            }
+        }
+        displays.sort_unstable();
+        displays.dedup();
+        Interrupt {
+            id: self.id.clone(),
+            // A notice whose every target has gone from the site shows nowhere.
+            displays: if !self.targets.is_empty() && displays.is_empty() {
+                vec![usize::MAX]
+            } else {
+                displays
+            },
+            start: self.start.with_timezone(&tz),
+            end: self.end.with_timezone(&tz),
+            text: self.text.clone(),
+        }
+    }
+
+    /// Targets that name neither a display nor a group of `model`.
+    pub fn unknown_targets<'a>(&'a self, model: &Model) -> Vec<&'a str> {
+        self.targets
+            .iter()
+            .filter(|t| model.display(t).is_none() && !model.groups.contains_key(t.as_str()))
+            .map(String::as_str)
+            .collect()
+    }
+}
+
+/// The last reload, for the status API.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct ReloadState {
+    /// When the running model was loaded.
+    pub loaded_at: Option<DateTime<Utc>>,
+    /// The last change that was refused, with its diagnostics; cleared by a good reload.
+    pub rejected: Option<Rejected>,
+    pub reloads: u64,
+    pub rejections: u64,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Rejected {
+    pub at: DateTime<Utc>,
+    pub errors: usize,
+    pub diagnostics: String,
+}
+
+/// A display as the admin listener sees it.
+#[derive(Debug, Clone)]
+pub struct DisplayView {
+    pub status: watch::Receiver<DisplayStatus>,
+    pub probe: LinkProbe,
+}
+
+/// A request from the admin listener to the supervisor.
+#[derive(Debug)]
+pub enum Control {
+    AddNotice(Notice, oneshot::Sender<Result<(), String>>),
+    EndNotice(String, oneshot::Sender<bool>),
+}
+
+/// State shared between the supervisor and the admin listener.
+pub struct Shared {
+    pub site_dir: PathBuf,
+    pub model: RwLock<Arc<Model>>,
+    pub displays: RwLock<BTreeMap<String, DisplayView>>,
+    pub reload: Mutex<ReloadState>,
+    pub notices: Mutex<Vec<Notice>>,
+    /// A display id each time its status changes.
+    pub events: broadcast::Sender<String>,
+    pub control: mpsc::Sender<Control>,
+    pub token: Option<Secret>,
+    pub started: Instant,
+    pub control_requests: AtomicU64,
+    pub lang: Lang,
+}
+
+impl Shared {
+    pub fn model(&self) -> Arc<Model> {
+        self.model
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+}
+
+/// One running display task.
+struct Running {
+    idx: DisplayIdx,
+    link_key: String,
+    fingerprint: u64,
+    inputs: watch::Sender<Arc<Inputs>>,
+    stop: watch::Sender<Stop>,
+    join: tokio::task::JoinHandle<AnyLink>,
+}
+
+/// The supervisor's own state.
+struct Supervisor {
+    shared: Arc<Shared>,
+    owners: Owners,
+    running: HashMap<String, Running>,
+    fonts: HashMap<String, Arc<Mutex<FontChain>>>,
+    audit: mpsc::UnboundedSender<audit::AuditEvent>,
+    notices_file: PathBuf,
+}
+
+/// Runs the daemon until SIGTERM or SIGINT. Must be called inside a tokio runtime.
+pub async fn run(options: Options, audit_log: Box<dyn audit::AuditLog>) -> Result<(), StartError> {
+    let site_dir = options.site.clone();
+    let loaded = {
+        let dir = site_dir.clone();
+        tokio::task::spawn_blocking(move || crate::config::load(&dir))
+            .await
+            .map_err(|e| std::io::Error::other(e.to_string()))?
+    };
+    let Some(model) = loaded.model else {
+        return Err(StartError::Invalid(loaded.report.render(options.lang)));
+    };
+    if loaded.report.warnings() > 0 {
+        tracing::warn!(
+            warnings = loaded.report.warnings(),
+            "the site loaded with warnings:\n{}",
+            loaded.report.render(options.lang)
+        );
+    }
+    let model = Arc::new(model);
+    let admin = model.site.admin.clone();
+    let token = match &admin.token {
+        Some(source) => Some(
+            crate::sms::secret::load(source, &site_dir, |k| std::env::var(k).ok())
+                .map_err(|e| StartError::Token(e.to_string()))?,
+        ),
+        None => None,
+    };
+    let listener = tokio::net::TcpListener::bind(admin.addr)
+        .await
+        .map_err(|source| StartError::Listen {
+            addr: admin.addr,
+            source,
+        })?;
+    let bound = listener.local_addr()?;
+    let (control_tx, mut control_rx) = mpsc::channel(16);
+    let (events, _) = broadcast::channel(256);
+    let shared = Arc::new(Shared {
+        site_dir: site_dir.clone(),
+        model: RwLock::new(model.clone()),
+        displays: RwLock::new(BTreeMap::new()),
+        reload: Mutex::new(ReloadState {
+            loaded_at: Some(Utc::now()),
+            ..ReloadState::default()
+        }),
+        notices: Mutex::new(Vec::new()),
+        events,
+        control: control_tx,
+        token,
+        started: Instant::now(),
+        control_requests: AtomicU64::new(0),
+        lang: options.lang,
+    });
+
+    let (audit_tx, audit_rx) = mpsc::unbounded_channel();
+    let audit_thread = std::thread::Builder::new()
+        .name("gongkai-audit".into())
+        .spawn(move || audit::write_events(audit_log, audit_rx))?;
+
+    let state_dir = site_dir.join("var");
+    let mut supervisor = Supervisor {
+        shared: shared.clone(),
+        owners: Owners::default(),
+        running: HashMap::new(),
+        fonts: HashMap::new(),
+        audit: audit_tx,
+        notices_file: state_dir.join("notices.json"),
+    };
+    supervisor.load_notices();
+    supervisor.apply(model).await;
+
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let server = {
+        let router = http::admin_router(shared.clone());
+        let mut rx = shutdown_rx.clone();
+        tokio::spawn(async move {
+            let stop = async move {
+                let _ = rx.wait_for(|s| *s).await;
+            };
+            if let Err(e) = axum::serve(listener, router)
+                .with_graceful_shutdown(stop)
+                .await
+            {
+                tracing::error!(error = %e, "admin listener");
+            }
+        })
+    };
+    tracing::info!(
+        site = %shared.model().site.name,
+        displays = shared.model().displays.len(),
+        admin = %bound,
+        "running"
+    );
+
+    let (reload_tx, mut reload_rx) = mpsc::unbounded_channel::<&'static str>();
+    let _watcher = watch_site(&site_dir, reload_tx.clone());
+    let mut hangup = signal(tokio::signal::unix::SignalKind::hangup())?;
+    let mut terminate = signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut interrupt = signal(tokio::signal::unix::SignalKind::interrupt())?;
+    loop {
+        tokio::select! {
+            Some(why) = reload_rx.recv() => {
+                // Debounce: editors write a file in several steps; wait for a quiet moment.
+                let deadline = tokio::time::Instant::now() + DEBOUNCE_MAX;
+                loop {
+                    match tokio::time::timeout_at(
+                        deadline.min(tokio::time::Instant::now() + DEBOUNCE_QUIET),
+                        reload_rx.recv(),
+                    ).await {
+                        Ok(Some(_)) => continue,
+                        _ => break,
+                    }
+                }
+                supervisor.reload(why).await;
+            }
+            _ = hangup.recv() => supervisor.reload("SIGHUP").await,
+            Some(control) = control_rx.recv() => supervisor.control(control).await,
+            _ = terminate.recv() => break,
+            _ = interrupt.recv() => break,
+        }
+    }
+    tracing::info!("stopping");
+    let _ = shutdown_tx.send(true);
+    supervisor.stop_all().await;
+    let _ = tokio::time::timeout(Duration::from_secs(1), server).await;
+    let Supervisor { owners, audit, .. } = supervisor;
+    owners.finish(Duration::from_secs(2)).await;
+    drop(audit);
+    let _ = tokio::task::spawn_blocking(move || audit_thread.join()).await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Editors save in bursts; a reload waits for this much quiet …
+const DEBOUNCE_QUIET: Duration = Duration::from_millis(100);
+/// … but never longer than this after the first change.
+const DEBOUNCE_MAX: Duration = Duration::from_millis(400);
+
+fn signal(kind: tokio::signal::unix::SignalKind) -> std::io::Result<tokio::signal::unix::Signal> {
+    tokio::signal::unix::signal(kind)
+}
+
+/// Watches the files the site is made of (not `var/`, not a build directory beside them).
+fn watch_site(
+    site_dir: &Path,
+    tx: mpsc::UnboundedSender<&'static str>,
+) -> Option<notify::RecommendedWatcher> {
+    use notify::{RecursiveMode, Watcher};
+    let root = site_dir.to_path_buf();
+    let relevant_root = root.clone();
+    let handler = move |event: notify::Result<notify::Event>| {
+        let Ok(event) = event else { return };
+        if matches!(event.kind, notify::EventKind::Access(_)) {
+            return;
+        }
+        let relevant = event.paths.iter().any(|p| {
+            let rel = p.strip_prefix(&relevant_root).unwrap_or(p);
+            let text = rel.to_string_lossy();
+            text == crate::config::SITE_FILE
+                || text.starts_with("fonts/")
+                || ((text.starts_with(crate::config::PROFILE_DIR)
+                    || text.starts_with(crate::config::PLAYLIST_DIR))
+                    && (text.ends_with(".yaml") || text.ends_with(".yml")))
+                || text == crate::config::PROFILE_DIR
+                || text == crate::config::PLAYLIST_DIR
+        });
+        if relevant {
+            let _ = tx.send("file change");
+        }
+    };
+    let mut watcher = match notify::recommended_watcher(handler) {
+        Ok(w) => w,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch the site; reload with SIGHUP");
+            return None;
+        }
+    };
+    if let Err(e) = watcher.watch(&root, RecursiveMode::NonRecursive) {
+        tracing::warn!(error = %e, "cannot watch the site; reload with SIGHUP");
+        return None;
+    }
+    for dir in [
+        crate::config::PROFILE_DIR,
+        crate::config::PLAYLIST_DIR,
+        "fonts",
+    ] {
+        let path = root.join(dir);
+        if path.is_dir()
+            && let Err(e) = watcher.watch(&path, RecursiveMode::Recursive)
+        {
+            tracing::warn!(error = %e, dir, "cannot watch");
+        }
+    }
+    Some(watcher)
+}
+
+/// What a display's content depends on, hashed: when it differs after a reload, the display
+/// recomputes (and sends only if its picture changed).
+fn fingerprint(model: &Model, idx: DisplayIdx) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    let d = &model.displays[idx];
+    format!("{:?}", model.site.name).hash(&mut h);
+    model.site.timezone.name().hash(&mut h);
+    format!("{d:?}").hash(&mut h);
+    format!("{:?}", model.profile_of(d)).hash(&mut h);
+    for p in model.playlists.iter().filter(|p| p.targets.contains(&idx)) {
+        format!("{p:?}").hash(&mut h);
+    }
+    h.finish()
+}
+
+impl Supervisor {
+    fn notices_for(&self, model: &Model) -> Arc<Vec<Interrupt>> {
+        let notices = self
+            .shared
+            .notices
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        Arc::new(notices.iter().map(|n| n.resolve(model)).collect())
+    }
+
+    fn fonts_for(&mut self, model: &Model, idx: DisplayIdx) -> Arc<Mutex<FontChain>> {
+        let profile = model.profile_of(&model.displays[idx]);
+        let key = format!("{:?}", profile.font);
+        let site_dir = &self.shared.site_dir;
+        self.fonts
+            .entry(key)
+            .or_insert_with(|| {
+                let chain = crate::config::glyphs::load_chain(&profile.font, site_dir)
+                    .unwrap_or_else(|why| {
+                        tracing::error!(font = %why, "font unusable; drawing with Unifont");
+                        FontChain::builtin(crate::config::model::BuiltinFont::Unifont)
+                    });
+                Arc::new(Mutex::new(chain))
+            })
+            .clone()
+    }
+
+    /// Starts, updates, relinks and withdraws display tasks so that they run `model`.
+    async fn apply(&mut self, model: Arc<Model>) {
+        let keys = link_keys(&model);
+        let interrupts = self.notices_for(&model);
+        // Displays that stay, by id, with what changed.
+        let mut relink = Vec::new();
+        let mut update = Vec::new();
+        let mut withdraw = Vec::new();
+        let new_ids: HashMap<&str, DisplayIdx> = model
+            .displays
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (d.id.as_str(), i))
+            .collect();
+        for (id, running) in &self.running {
+            match new_ids.get(id.as_str()) {
+                None => withdraw.push(id.clone()),
+                Some(&idx) if keys[idx] != running.link_key => relink.push(id.clone()),
+                Some(&idx) => {
+                    if fingerprint(&model, idx) != running.fingerprint || running.idx != idx {
+                        update.push((id.clone(), idx));
+                    }
+                }
+            }
+        }
+        for id in &withdraw {
+            self.stop_one(id, Stop::Withdraw).await;
+            tracing::info!(display = %id, "removed from the site; withdrawn");
+        }
+        for id in &relink {
+            self.stop_one(id, Stop::Leave).await;
+        }
+        self.shared
+            .displays
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .retain(|id, _| new_ids.contains_key(id.as_str()));
+        for (id, idx) in update {
+            let fonts = self.fonts_for(&model, idx);
+            if let Some(running) = self.running.get_mut(&id) {
+                running.idx = idx;
+                running.fingerprint = fingerprint(&model, idx);
+                running.inputs.send_replace(Arc::new(Inputs {
+                    model: model.clone(),
+                    display: idx,
+                    interrupts: interrupts.clone(),
+                    fonts,
+                }));
+                tracing::info!(display = %id, "updated");
+            }
+        }
+        let wanted: Vec<DisplayIdx> = (0..model.displays.len())
+            .filter(|&i| !self.running.contains_key(&model.displays[i].id))
+            .collect();
+        let mut built = self
+            .owners
+            .build(&model, &self.shared.site_dir, &wanted)
+            .await;
+        let mqtt = self.owners.mqtt_connection();
+        for idx in wanted {
+            let Some(link) = built.remove(&idx) else {
+                continue;
+            };
+            let d = &model.displays[idx];
+            let profile = model.profile_of(d);
+            let status = watch::Sender::new(DisplayStatus {
+                id: d.id.clone(),
+                name: d.name.clone(),
+                location: d.location.clone(),
+                width: profile.width,
+                height: profile.height,
+                led_color: Some(profile.led_color),
+                ..DisplayStatus::default()
+            });
+            let probe = link.probe(mqtt.as_ref());
+            self.shared
+                .displays
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .insert(
+                    d.id.clone(),
+                    DisplayView {
+                        status: status.subscribe(),
+                        probe,
+                    },
+                );
+            let inputs = watch::Sender::new(Arc::new(Inputs {
+                model: model.clone(),
+                display: idx,
+                interrupts: interrupts.clone(),
+                fonts: self.fonts_for(&model, idx),
+            }));
+            let stop = watch::Sender::new(Stop::Run);
+            let join = tokio::spawn(display::run(
+                inputs.subscribe(),
+                link,
+                status,
+                self.audit.clone(),
+                stop.subscribe(),
+                self.shared.events.clone(),
+            ));
+            self.running.insert(
+                d.id.clone(),
+                Running {
+                    idx,
+                    link_key: keys[idx].clone(),
+                    fingerprint: fingerprint(&model, idx),
+                    inputs,
+                    stop,
+                    join,
+                },
+            );
+        }
+        *self
+            .shared
+            .model
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = model;
+    }
+
+    async fn stop_one(&mut self, id: &str, how: Stop) {
+        if let Some(running) = self.running.remove(id) {
+            running.stop.send_replace(how);
+            match tokio::time::timeout(Duration::from_secs(4), running.join).await {
+                Ok(Ok(link)) => drop(link),
+                Ok(Err(e)) => tracing::error!(display = %id, error = %e, "display task failed"),
+                Err(_) => tracing::error!(display = %id, "display task did not stop in time"),
+            }
+        }
+    }
+
+    async fn stop_all(&mut self) {
+        for running in self.running.values() {
+            running.stop.send_replace(Stop::Leave);
+        }
+        let all: Vec<(String, Running)> = self.running.drain().collect();
+        for (id, running) in all {
+            match tokio::time::timeout(Duration::from_secs(4), running.join).await {
+                Ok(Ok(link)) => drop(link),
+                Ok(Err(e)) => tracing::error!(display = %id, error = %e, "display task failed"),
+                Err(_) => tracing::error!(display = %id, "display task did not stop in time"),
+            }
+        }
+    }
+
+    async fn reload(&mut self, why: &'static str) {
+        let dir = self.shared.site_dir.clone();
+        let started = Instant::now();
+        let loaded = match tokio::task::spawn_blocking(move || crate::config::load(&dir)).await {
+            Ok(loaded) => loaded,
+            Err(e) => {
+                tracing::error!(error = %e, "reload failed");
+                return;
+            }
+        };
+        match loaded.model {
+            Some(model) => {
+                self.apply(Arc::new(model)).await;
+                let mut state = self
+                    .shared
+                    .reload
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                state.loaded_at = Some(Utc::now());
+                state.rejected = None;
+                state.reloads += 1;
+                tracing::info!(
+                    trigger = why,
+                    ms = started.elapsed().as_millis() as u64,
+                    "reloaded"
+                );
+            }
+            None => {
+                let diagnostics = loaded.report.render(self.shared.lang);
+                tracing::error!(
+                    trigger = why,
+                    errors = loaded.report.errors(),
+                    "the change was refused; the running site stays:\n{diagnostics}"
+                );
+                let mut state = self
+                    .shared
+                    .reload
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                state.rejections += 1;
+                state.rejected = Some(Rejected {
+                    at: Utc::now(),
+                    errors: loaded.report.errors(),
+                    diagnostics,
+                });
+            }
+        }
+    }
+
+    async fn control(&mut self, control: Control) {
+        match control {
+            Control::AddNotice(notice, reply) => {
+                tracing::info!(id = %notice.id, targets = ?notice.targets, until = %notice.end, "interrupt");
+                {
+                    let mut notices = self
+                        .shared
+                        .notices
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    let now = Utc::now();
+                    notices.retain(|n| n.end > now && n.id != notice.id);
+                    notices.push(notice);
+                }
+                let saved = self.save_notices();
+                self.push_interrupts();
+                let _ = reply.send(saved);
+            }
+            Control::EndNotice(id, reply) => {
+                let found = {
+                    let mut notices = self
+                        .shared
+                        .notices
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    let now = Utc::now();
+                    let mut found = false;
+                    for n in notices.iter_mut().filter(|n| n.id == id && n.end > now) {
+                        n.end = now;
+                        found = true;
+                    }
+                    found
+                };
+                if found {
+                    tracing::info!(id = %id, "interrupt ended");
+                    if let Err(e) = self.save_notices() {
+                        tracing::error!(error = %e, "saving interrupts");
+                    }
+                    self.push_interrupts();
+                }
+                let _ = reply.send(found);
+            }
+        }
+    }
+
+    /// Hands every display the interrupts in force; a display that is not concerned finds
+    /// its slot unchanged and sends nothing.
+    fn push_interrupts(&mut self) {
+        let model = self.shared.model();
+        let interrupts = self.notices_for(&model);
+        let fonts: Vec<(String, Arc<Mutex<FontChain>>)> = self
+            .running
+            .iter()
+            .map(|(id, r)| (id.clone(), r.idx))
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|(id, idx)| (id, self.fonts_for(&model, idx)))
+            .collect();
+        for (id, fonts) in fonts {
+            if let Some(running) = self.running.get(&id) {
+                running.inputs.send_replace(Arc::new(Inputs {
+                    model: model.clone(),
+                    display: running.idx,
+                    interrupts: interrupts.clone(),
+                    fonts,
+                }));
+            }
+        }
+    }
+
+    /// Interrupts survive a restart, so the daemon recomputes the same timeline.
+    fn save_notices(&self) -> Result<(), String> {
+        let notices = self
+            .shared
+            .notices
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        let text = serde_json::to_string_pretty(&notices).map_err(|e| e.to_string())?;
+        write_atomically(&self.notices_file, text.as_bytes())
+            .map_err(|e| format!("{}: {e}", self.notices_file.display()))
+    }
+
+    fn load_notices(&mut self) {
+        let text = match std::fs::read_to_string(&self.notices_file) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+            Err(e) => {
+                tracing::error!(file = %self.notices_file.display(), error = %e, "reading interrupts");
+                return;
+            }
+        };
+        match serde_json::from_str::<Vec<Notice>>(&text) {
+            Ok(notices) => {
+                let now = Utc::now();
+                *self
+                    .shared
+                    .notices
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) =
+                    notices.into_iter().filter(|n| n.end > now).collect();
+            }
+            Err(e) => {
+                tracing::error!(file = %self.notices_file.display(), error = %e, "interrupts file unreadable; starting without")
+            }
+        }
+    }
+}
+
+/// Writes `bytes` to `path` through a temporary file and a rename, so a crash leaves the old
+/// file or the new one, never half of one.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension("tmp");
+    let mut file = std::fs::File::create(&tmp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent()
+        && let Ok(d) = std::fs::File::open(dir)
+    {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
