@@ -61,6 +61,13 @@ impl Fixture {
         fixture
     }
 
+    /// An empty site directory, for tests that write every file themselves.
+    pub fn empty() -> Fixture {
+        Fixture {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
     pub fn path(&self) -> &Path {
         self.dir.path()
     }

@@ -2,6 +2,7 @@
 
 mod catalogue;
 mod cli;
+mod daemon;
 mod example;
 mod fixture;
 mod generated;

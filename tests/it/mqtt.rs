@@ -23,12 +23,12 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 const VALID: Duration = Duration::from_secs(300);
-const USER: &str = "gongkai";
-const PASSWORD: &str = "frame-pusher-secret";
+pub(crate) const USER: &str = "gongkai";
+pub(crate) const PASSWORD: &str = "frame-pusher-secret";
 const PREFIX: &str = "county/test";
 
 /// Waits for `condition`, failing the test after `limit`.
-async fn wait_until(limit: Duration, what: &str, mut condition: impl FnMut() -> bool) {
+pub(crate) async fn wait_until(limit: Duration, what: &str, mut condition: impl FnMut() -> bool) {
     let deadline = Instant::now() + limit;
     while !condition() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
@@ -48,7 +48,7 @@ fn picture(width: u32, height: u32, format: PixelFormat, seed: u32) -> Frame {
     frame
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free port")
@@ -57,7 +57,7 @@ fn free_port() -> u16 {
 
 /// Starts a fresh rumqttd on a free port (limits raised to the link's packet size, with the
 /// test's username and password) and returns its address once it accepts connections.
-async fn start_rumqttd() -> SocketAddr {
+pub(crate) async fn start_rumqttd() -> SocketAddr {
     let listen: SocketAddr = ([127, 0, 0, 1], free_port()).into();
     let connections = rumqttd::ConnectionSettings {
         connection_timeout_ms: 5_000,
@@ -103,13 +103,13 @@ async fn start_rumqttd() -> SocketAddr {
 }
 
 /// The broker as clients see it: a port that can die and come back with an empty broker.
-struct TestBroker {
-    port: u16,
+pub(crate) struct TestBroker {
+    pub(crate) port: u16,
     relay: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl TestBroker {
-    async fn start() -> TestBroker {
+    pub(crate) async fn start() -> TestBroker {
         let mut broker = TestBroker {
             port: free_port(),
             relay: None,
@@ -119,7 +119,7 @@ impl TestBroker {
     }
 
     /// Closes the listener and every connection, as a crashed broker does.
-    async fn kill(&mut self) {
+    pub(crate) async fn kill(&mut self) {
         if let Some(relay) = self.relay.take() {
             relay.abort();
             let _ = relay.await;
@@ -127,7 +127,7 @@ impl TestBroker {
     }
 
     /// A new, empty broker on the same port.
-    async fn restart(&mut self) {
+    pub(crate) async fn restart(&mut self) {
         let upstream = start_rumqttd().await;
         let deadline = Instant::now() + Duration::from_secs(5);
         let listener = loop {
@@ -177,7 +177,7 @@ async fn connected(task: &MqttTask, limit: Duration) {
 
 /// Connects as a fresh client, subscribes to `topic`, and returns the retained message the
 /// broker hands over (`None` if none comes within `window` after the SUBACK).
-async fn retained(port: u16, topic: &str, window: Duration) -> Option<Vec<u8>> {
+pub(crate) async fn retained(port: u16, topic: &str, window: Duration) -> Option<Vec<u8>> {
     let mut options = MqttOptions::new(format!("reader-{}", free_port()), "127.0.0.1", port);
     options
         .set_max_packet_size(MAX_PACKET, MAX_PACKET)

@@ -1,0 +1,544 @@
+//! `gongkai run` end to end, as a separate process, with real parts: a reference board on a
+//! pseudo-terminal, a board on a real MQTT broker (rumqttd in this process), the admin API
+//! over HTTP. Edits on disk reach the boards; a broken edit leaves them alone and shows in the
+//! status API; an interrupt reaches every target board and the playlist resumes after it.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use gongkai::config::model::PixelFormat;
+use gongkai::emulator::{Board, BoardConfig, lock, serve};
+use gongkai::font::FontChain;
+use gongkai::link::mqtt::decode_frame;
+use gongkai::protocol::transfer::Geometry;
+use gongkai::raster::frame::Frame;
+use gongkai::schedule::{Interrupt, What};
+use tokio::time::Instant;
+use tokio_serial::{SerialPort, SerialStream};
+
+use crate::fixture::Fixture;
+use crate::mqtt::{PASSWORD, TestBroker, USER, free_port, retained};
+
+const TOKEN: &str = "admin-token-for-tests";
+const PREFIX: &str = "county/daemon";
+
+const PROFILE: &str = "\
+width: 128
+height: 16
+pixel: mono
+font: wqy16
+protocol: gongkai
+serial: { bauds: [115200], buffer: 1024 }
+";
+
+fn site(admin: u16, broker: u16, port: &str) -> String {
+    format!(
+        "\
+site: 测试县政务公开
+timezone: Asia/Shanghai
+admin: {{ listen: 127.0.0.1:{admin}, token_env: GONGKAI_TEST_ADMIN_TOKEN }}
+mqtt:
+  broker: mqtt://127.0.0.1:{broker}
+  topic_prefix: {PREFIX}
+  username: {USER}
+  password_env: GONGKAI_TEST_MQTT_PASSWORD
+displays:
+  - id: hall
+    profile: strip
+    link: {{ serial: {port}, baud: 115200, address: 1 }}
+    groups: [county]
+  - id: town
+    profile: strip
+    link: {{ mqtt: boards/town }}
+    groups: [county]
+"
+    )
+}
+
+fn playlist(title: &str) -> String {
+    format!(
+        "\
+id: main
+targets: [county]
+items:
+  - id: n1
+    title: {title}
+    category: 政府采购
+"
+    )
+}
+
+/// The daemon as a child process; killed if the test fails before it stops it.
+struct Daemon {
+    child: Child,
+    log: std::path::PathBuf,
+}
+
+impl Daemon {
+    fn start(dir: &Path) -> Daemon {
+        let log = dir.join("daemon.log");
+        let child = Command::new(env!("CARGO_BIN_EXE_gongkai"))
+            .args(["run", "--lang", "en"])
+            .arg(dir)
+            .env("GONGKAI_TEST_ADMIN_TOKEN", TOKEN)
+            .env("GONGKAI_TEST_MQTT_PASSWORD", PASSWORD)
+            .env("GONGKAI_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log file"))
+            .spawn()
+            .expect("gongkai run starts");
+        Daemon { child, log }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGTERM, then the exit status within `limit`.
+    async fn terminate(mut self, limit: Duration) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill runs");
+        assert!(sent.success());
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the daemon did not stop within {limit:?}:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn client() -> reqwest::Client {
+    gongkai::install_crypto_provider();
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("an HTTP client")
+}
+
+async fn get_json(base: &str, path: &str) -> serde_json::Value {
+    client()
+        .get(format!("{base}{path}"))
+        .send()
+        .await
+        .expect("the admin API answers")
+        .json()
+        .await
+        .expect("JSON")
+}
+
+/// What the library draws for the first page of `what` on display `index` of the site in `dir`
+/// (the page a board shows first, for up to a dwell).
+fn expected(dir: &Path, index: usize, what: What, interrupts: &[Interrupt]) -> Frame {
+    let model = gongkai::config::load(dir).model.expect("the site is valid");
+    let mut fonts = FontChain::builtin(gongkai::config::model::BuiltinFont::Wqy16);
+    let now = chrono::Utc::now().with_timezone(&model.site.timezone);
+    match gongkai::daemon::picture::render(&model, index, &what, interrupts, now, &mut fonts)
+        .expect("renders")
+    {
+        gongkai::daemon::picture::Picture::Pages { frames, .. } => frames[0].clone(),
+        other => panic!("a still picture, not {other:?}"),
+    }
+}
+
+fn item() -> What {
+    What::Item {
+        playlist: 0,
+        item: 0,
+        offset: Duration::ZERO,
+        out_of_turn: false,
+    }
+}
+
+fn reference_board() -> Arc<Mutex<Board>> {
+    Arc::new(Mutex::new(Board::new(
+        BoardConfig {
+            address: 1,
+            geometry: Geometry {
+                width: 128,
+                height: 16,
+                format: PixelFormat::Mono,
+            },
+            buffer: 1024,
+            store: 65_536,
+            brightness_max: 15,
+            firmware: "daemon test board".into(),
+        },
+        0,
+    )))
+}
+
+/// Waits until the serial board and the MQTT board both show `want`; returns how long it took.
+async fn both_show(
+    board: &Arc<Mutex<Board>>,
+    epoch: Instant,
+    broker: u16,
+    want: &Frame,
+    limit: Duration,
+    daemon: &Daemon,
+    what: &str,
+) -> Duration {
+    let started = Instant::now();
+    let topic = gongkai::link::mqtt::DisplayTopics::new(PREFIX, "boards/town").frame;
+    let mut serial_at = None;
+    let mut mqtt_at = None;
+    while serial_at.is_none() || mqtt_at.is_none() {
+        if serial_at.is_none() {
+            let mut b = lock(board);
+            b.tick(epoch.elapsed().as_millis() as u64);
+            if b.picture() == *want {
+                serial_at = Some(started.elapsed());
+            }
+        }
+        if mqtt_at.is_none()
+            && let Some(payload) = retained(broker, &topic, Duration::from_millis(200)).await
+            && decode_frame(&payload).is_ok_and(|(_, frame)| frame == *want)
+        {
+            mqtt_at = Some(started.elapsed());
+        }
+        assert!(
+            started.elapsed() < limit,
+            "{what}: serial board {serial_at:?}, MQTT board {mqtt_at:?} after {limit:?}\n{}",
+            daemon.log()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    serial_at.max(mqtt_at).unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edits_reach_the_boards_a_broken_edit_does_not_and_an_interrupt_comes_and_goes() {
+    let broker = TestBroker::start().await;
+    let (master, slave) = SerialStream::pair().expect("a pseudo-terminal pair");
+    let port = slave.name().expect("the slave's path");
+    // The daemon opens the slave by its path; this process keeps it open too, so that the
+    // pseudo-terminal lives while the daemon reopens it.
+    let board = reference_board();
+    let epoch = Instant::now();
+    tokio::spawn(serve(master, board.clone(), 115_200, epoch, |_| {}));
+
+    let admin = free_port();
+    let fixture = Fixture::empty();
+    fixture
+        .write("gongkai.yaml", site(admin, broker.port, &port))
+        .write("hw-profiles/strip.yaml", PROFILE)
+        .write("playlists/main.yaml", playlist("一号公告"));
+    let dir = fixture.path();
+    let base = format!("http://127.0.0.1:{admin}");
+    let daemon = Daemon::start(dir);
+
+    // 1. The first item reaches both boards.
+    let first = expected(dir, 0, item(), &[]);
+    both_show(
+        &board,
+        epoch,
+        broker.port,
+        &first,
+        Duration::from_secs(20),
+        &daemon,
+        "start",
+    )
+    .await;
+
+    // 2. An edit on disk reaches both boards.
+    fixture.write("playlists/main.yaml", playlist("二号公告"));
+    let second = expected(dir, 0, item(), &[]);
+    assert_ne!(first, second);
+    let took = both_show(
+        &board,
+        epoch,
+        broker.port,
+        &second,
+        Duration::from_secs(10),
+        &daemon,
+        "edit",
+    )
+    .await;
+    eprintln!("reload to both boards: {took:?}");
+
+    // What the interrupt will look like (drawn now, while the site on disk is valid).
+    let interrupt = Interrupt {
+        id: "any".into(),
+        displays: vec![],
+        start: chrono::Utc::now().with_timezone(&chrono_tz::Asia::Shanghai),
+        end: chrono::Utc::now().with_timezone(&chrono_tz::Asia::Shanghai),
+        text: "暴雨预警停课".into(),
+    };
+    let urgent = expected(dir, 0, What::Interrupt(0), &[interrupt]);
+
+    // 3. A broken edit: refused, reported with its position, the boards keep the last good.
+    fixture.write(
+        "playlists/main.yaml",
+        playlist("三号公告").replace(
+            "items:",
+            "when: [{ cron: \"0 25 * * *\", for: 1h }]\nitems:",
+        ),
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let rejected = loop {
+        let status = get_json(&base, "/api/status").await;
+        if let Some(r) = status["reload"]["rejected"].as_object() {
+            break r.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no rejection reported:\n{}",
+            daemon.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let diagnostics = rejected["diagnostics"].as_str().expect("diagnostics");
+    assert!(
+        diagnostics.contains("playlists/main.yaml:3:19: error") && diagnostics.contains("`25`"),
+        "{diagnostics}"
+    );
+    assert!(daemon.log().contains("the change was refused"));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    both_show(
+        &board,
+        epoch,
+        broker.port,
+        &second,
+        Duration::from_secs(2),
+        &daemon,
+        "after the broken edit",
+    )
+    .await;
+    let metrics = client()
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains("gongkai_reload_rejections_total 1"),
+        "{metrics}"
+    );
+
+    // 4. Control needs the token.
+    let request =
+        serde_json::json!({ "text": "暴雨预警停课", "displays": ["county"], "duration": "10m" });
+    let refused = client()
+        .post(format!("{base}/api/interrupt"))
+        .json(&request)
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(refused.status(), reqwest::StatusCode::UNAUTHORIZED);
+    let created = client()
+        .post(format!("{base}/api/interrupt"))
+        .bearer_auth(TOKEN)
+        .json(&request)
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(created.status(), reqwest::StatusCode::CREATED);
+    let notice: serde_json::Value = created.json().await.expect("the notice");
+    let id = notice["id"].as_str().expect("an id").to_owned();
+    both_show(
+        &board,
+        epoch,
+        broker.port,
+        &urgent,
+        Duration::from_secs(5),
+        &daemon,
+        "interrupt",
+    )
+    .await;
+    // It survives a restart of the daemon's state: it is on disk.
+    let saved = std::fs::read_to_string(dir.join("var/notices.json")).expect("saved");
+    assert!(saved.contains(&id));
+
+    // 5. Ending it: the playlist resumes with the last good content.
+    let ended = client()
+        .delete(format!("{base}/api/interrupt/{id}"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(ended.status(), reqwest::StatusCode::NO_CONTENT);
+    both_show(
+        &board,
+        epoch,
+        broker.port,
+        &second,
+        Duration::from_secs(5),
+        &daemon,
+        "resume",
+    )
+    .await;
+
+    // 6. The status API says what each board shows.
+    let displays = get_json(&base, "/api/displays").await;
+    assert_eq!(displays[0]["id"], "hall");
+    assert_eq!(displays[0]["current"]["item"], "n1");
+    assert_eq!(displays[0]["link"]["kind"], "serial");
+    assert_eq!(displays[0]["link"]["online"], true);
+    assert_eq!(displays[1]["link"]["kind"], "mqtt");
+
+    // 7. SIGTERM stops it cleanly within 5 s.
+    let status = daemon.terminate(Duration::from_secs(5)).await;
+    assert!(status.success(), "{status:?}");
+    drop(slave);
+}
+
+/// A copy of the example county with its admin listener on `port`.
+fn county_copy(port: u16) -> Fixture {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let fixture = Fixture::empty();
+    let site = std::fs::read_to_string(root.join("gongkai.yaml")).expect("the example site");
+    assert!(site.contains("listen: 127.0.0.1:8640"));
+    fixture.write(
+        "gongkai.yaml",
+        site.replace(
+            "listen: 127.0.0.1:8640",
+            &format!("listen: 127.0.0.1:{port}"),
+        ),
+    );
+    for dir in ["hw-profiles", "playlists", "fonts"] {
+        let Ok(entries) = std::fs::read_dir(root.join(dir)) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let name = format!("{dir}/{}", entry.file_name().to_string_lossy());
+            if entry.path().is_file() {
+                fixture.write(&name, std::fs::read(entry.path()).expect("read"));
+            }
+        }
+    }
+    fixture
+}
+
+async fn wait_for_every_display(base: &str, count: usize, daemon: &Daemon) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(response) = client().get(format!("{base}/api/displays")).send().await
+            && let Ok(displays) = response.json::<serde_json::Value>().await
+            && displays
+                .as_array()
+                .is_some_and(|a| a.len() == count && a.iter().all(|d| !d["current"].is_null()))
+        {
+            return displays;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not every display shows something:\n{}",
+            daemon.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_example_county_runs_simulated_and_serves_every_boards_picture() {
+    let admin = free_port();
+    let fixture = county_copy(admin);
+    let base = format!("http://127.0.0.1:{admin}");
+    let daemon = Daemon::start(fixture.path());
+    let model = gongkai::config::load(fixture.path()).model.expect("valid");
+    let displays = wait_for_every_display(&base, model.displays.len(), &daemon).await;
+    for d in displays.as_array().expect("a list") {
+        assert_eq!(d["link"]["kind"], "simulated", "{d}");
+        assert!(d["link"]["frames"].as_u64() >= Some(1), "{d}");
+    }
+    // The square's picture: a PNG of the board in LED look, 4 screen pixels per LED.
+    let png = client()
+        .get(format!("{base}/api/displays/square/frame.png"))
+        .send()
+        .await
+        .expect("frame.png");
+    assert_eq!(png.headers()["content-type"], "image/png");
+    let bytes = png.bytes().await.expect("bytes");
+    let decoder = png::Decoder::new(std::io::Cursor::new(bytes.to_vec()));
+    let info = decoder.read_info().expect("a PNG").info().clone();
+    assert_eq!((info.width, info.height), (192 * 4, 64 * 4));
+    // Unknown displays are a 404, the live page and the health check answer.
+    let missing = client()
+        .get(format!("{base}/api/displays/nowhere/frame.png"))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(missing.status(), reqwest::StatusCode::NOT_FOUND);
+    let page = client()
+        .get(&base)
+        .send()
+        .await
+        .expect("page")
+        .text()
+        .await
+        .expect("text");
+    assert!(page.contains("EventSource(\"/api/events\")"));
+    let health = client()
+        .get(format!("{base}/healthz"))
+        .send()
+        .await
+        .expect("healthz");
+    assert!(health.status().is_success());
+    let status = daemon.terminate(Duration::from_secs(5)).await;
+    assert!(status.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs chromium and node with tests/browser installed (.ci/run)"]
+async fn the_live_page_in_chromium_shows_the_squares_current_frame() {
+    let admin = free_port();
+    let fixture = county_copy(admin);
+    let base = format!("http://127.0.0.1:{admin}");
+    let daemon = Daemon::start(fixture.path());
+    let model = gongkai::config::load(fixture.path()).model.expect("valid");
+    wait_for_every_display(&base, model.displays.len(), &daemon).await;
+    // Driven by a browser-automation client (playwright-core, tests/browser), which waits for
+    // the picture itself rather than for a fixed time.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let screenshot = root.join("target").join("live-page.png");
+    let mut command = std::process::Command::new("node");
+    command
+        .arg(root.join("tests/browser/live_page.mjs"))
+        .args([base.as_str(), "square", "768x256"])
+        .arg(&screenshot);
+    let output = tokio::task::spawn_blocking(move || command.output())
+        .await
+        .expect("joins")
+        .expect("node runs (tests/browser needs `npm ci`, chromium needs Debian's package)");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}\n{}",
+        String::from_utf8_lossy(&output.stderr),
+        daemon.log()
+    );
+    let seen: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON line");
+    assert_eq!(seen["title"], "钨都广场电子显示幕");
+    assert_eq!(seen["site"], "大余县政务公开");
+    assert_eq!(seen["loaded"], "768x256");
+    assert!(
+        seen["now"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("节目：")),
+        "{seen}"
+    );
+    assert!(std::fs::metadata(&screenshot).is_ok_and(|m| m.len() > 10_000));
+    eprintln!("screenshot: {}", screenshot.display());
+    let status = daemon.terminate(Duration::from_secs(5)).await;
+    assert!(status.success());
+}
