@@ -84,8 +84,47 @@ pub struct Current {
     pub delivery: &'static str,
 }
 
-/// A reason the task's link or render failed, kept for the status API and counted.
-pub type ErrorSink = mpsc::UnboundedSender<(String, String)>;
+/// How late pictures reach their links after a slot boundary: the last few thousand samples of
+/// every display, for the status API and `/metrics`.
+#[derive(Debug, Default)]
+pub struct Lateness {
+    samples: Mutex<std::collections::VecDeque<Duration>>,
+}
+
+impl Lateness {
+    const KEEP: usize = 4096;
+
+    pub fn record(&self, late: Duration) {
+        let mut samples = self
+            .samples
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if samples.len() == Self::KEEP {
+            samples.pop_front();
+        }
+        samples.push_back(late);
+    }
+
+    /// The samples' count and the quantiles asked for (0.5, 0.99, …), in seconds.
+    pub fn quantiles(&self, qs: &[f64]) -> (usize, Vec<f64>) {
+        let mut sorted: Vec<Duration> = self
+            .samples
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .copied()
+            .collect();
+        sorted.sort_unstable();
+        let at = |q: f64| {
+            if sorted.is_empty() {
+                return 0.0;
+            }
+            let i = ((sorted.len() as f64 - 1.0) * q).round() as usize;
+            sorted[i.min(sorted.len() - 1)].as_secs_f64()
+        };
+        (sorted.len(), qs.iter().map(|&q| at(q)).collect())
+    }
+}
 
 /// What the task is showing.
 struct Showing {
@@ -115,6 +154,7 @@ pub async fn run(
     audit: mpsc::UnboundedSender<AuditEvent>,
     mut stop: watch::Receiver<Stop>,
     events: tokio::sync::broadcast::Sender<String>,
+    lateness: Arc<Lateness>,
 ) -> AnyLink {
     let mut showing: Option<Showing> = None;
     let mut brightness: Option<u32> = None;
@@ -147,6 +187,11 @@ pub async fn run(
             }
         };
         let key = slot_key(model, &current.interrupts, &slot);
+        // A slot that began while this task was running: how late its picture reaches the
+        // link is measured (start-up and reloads are not slot boundaries).
+        let boundary = (showing.as_ref().is_some_and(|s| s.key != key)
+            && now_utc - slot.start.with_timezone(&Utc) < chrono::Duration::seconds(2))
+        .then(|| slot.start.with_timezone(&Utc));
         let minute = now_utc.timestamp() / 60;
         let with_time = picture::shows_time(model, idx, &slot.what);
         let fresh = match &showing {
@@ -258,6 +303,9 @@ pub async fn run(
                 .next_frame_after(elapsed, s.step)
                 .and_then(|d| chrono::Duration::from_std(d).ok())
                 .map(|d| s.origin + d);
+        }
+        if let Some(start) = boundary {
+            lateness.record((Utc::now() - start).to_std().unwrap_or_default());
         }
         if level != brightness {
             if let Some(l) = level {

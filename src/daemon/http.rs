@@ -225,6 +225,16 @@ struct StatusJson {
     displays: usize,
     uptime_seconds: u64,
     reload: super::ReloadState,
+    /// From a slot boundary to the picture handed to the link, over the last samples.
+    slot_lateness: Lateness,
+}
+
+#[derive(serde::Serialize)]
+struct Lateness {
+    samples: usize,
+    p50_ms: f64,
+    p99_ms: f64,
+    max_ms: f64,
 }
 
 async fn status(State(shared): State<Arc<Shared>>) -> Json<StatusJson> {
@@ -240,6 +250,15 @@ async fn status(State(shared): State<Arc<Shared>>) -> Json<StatusJson> {
         displays: model.displays.len(),
         uptime_seconds: shared.started.elapsed().as_secs(),
         reload,
+        slot_lateness: {
+            let (samples, q) = shared.lateness.quantiles(&[0.5, 0.99, 1.0]);
+            Lateness {
+                samples,
+                p50_ms: q[0] * 1000.0,
+                p99_ms: q[1] * 1000.0,
+                max_ms: q[2] * 1000.0,
+            }
+        },
     })
 }
 
@@ -525,6 +544,18 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
         "# HELP gongkai_reload_rejected The last change was refused and not yet fixed.\n# TYPE gongkai_reload_rejected gauge\ngongkai_reload_rejected {}",
         u8::from(reload.rejected.is_some())
     );
+    let (samples, q) = shared.lateness.quantiles(&[0.5, 0.9, 0.99]);
+    let _ = writeln!(
+        out,
+        "# HELP gongkai_slot_lateness_seconds From a slot boundary to its picture handed to the link (last samples).\n# TYPE gongkai_slot_lateness_seconds summary"
+    );
+    for (quantile, value) in ["0.5", "0.9", "0.99"].iter().zip(&q) {
+        let _ = writeln!(
+            out,
+            "gongkai_slot_lateness_seconds{{quantile=\"{quantile}\"}} {value}"
+        );
+    }
+    let _ = writeln!(out, "gongkai_slot_lateness_seconds_count {samples}");
     let views = shared
         .displays
         .read()

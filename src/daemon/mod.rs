@@ -166,6 +166,8 @@ pub struct Shared {
     pub started: Instant,
     pub control_requests: AtomicU64,
     pub lang: Lang,
+    /// From slot boundary to the link, every display.
+    pub lateness: Arc<display::Lateness>,
 }
 
 impl Shared {
@@ -249,6 +251,7 @@ pub async fn run(options: Options, audit_log: Box<dyn audit::AuditLog>) -> Resul
         started: Instant::now(),
         control_requests: AtomicU64::new(0),
         lang: options.lang,
+        lateness: Arc::default(),
     });
 
     let (audit_tx, audit_rx) = mpsc::unbounded_channel();
@@ -535,6 +538,7 @@ impl Supervisor {
                 self.audit.clone(),
                 stop.subscribe(),
                 self.shared.events.clone(),
+                self.shared.lateness.clone(),
             ));
             self.running.insert(
                 d.id.clone(),

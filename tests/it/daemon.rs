@@ -396,7 +396,35 @@ async fn edits_reach_the_boards_a_broken_edit_does_not_and_an_interrupt_comes_an
     assert_eq!(displays[0]["link"]["online"], true);
     assert_eq!(displays[1]["link"]["kind"], "mqtt");
 
-    // 7. SIGTERM stops it cleanly within 5 s.
+    // 7. A display removed from the site is withdrawn from its board (the retained frame is
+    // cleared); the other display is not touched. The broken playlist is mended in the same
+    // edit, back to what the boards show.
+    let hall_generation = displays[0]["generation"].as_u64();
+    fixture.write("playlists/main.yaml", playlist("二号公告"));
+    fixture.write(
+        "gongkai.yaml",
+        site(admin, broker.port, &port).replace(
+            "  - id: town\n    profile: strip\n    link: { mqtt: boards/town }\n    groups: [county]\n",
+            "",
+        ),
+    );
+    let topic = gongkai::link::mqtt::DisplayTopics::new(PREFIX, "boards/town").frame;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while retained(broker.port, &topic, Duration::from_millis(300))
+        .await
+        .is_some()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the removed display's frame is still retained:\n{}",
+            daemon.log()
+        );
+    }
+    let displays = get_json(&base, "/api/displays").await;
+    assert_eq!(displays.as_array().map(Vec::len), Some(1));
+    assert_eq!(displays[0]["generation"].as_u64(), hall_generation);
+
+    // 8. SIGTERM stops it cleanly within 5 s.
     let status = daemon.terminate(Duration::from_secs(5)).await;
     assert!(status.success(), "{status:?}");
     drop(slave);
