@@ -16,6 +16,7 @@ use std::process::ExitCode;
 
 use clap::{Arg, ArgAction, CommandFactory, FromArgMatches, Parser, Subcommand};
 
+mod audit;
 mod daemon;
 pub mod emulate;
 mod preview;
@@ -174,6 +175,19 @@ pub enum Command {
         list: bool,
         #[arg(long, value_name = "URL")]
         url: Option<String>,
+    },
+    /// What the boards showed, the bulletins sent and the interrupts, over a time range.
+    Audit {
+        #[arg(long, value_name = "TIME")]
+        from: String,
+        #[arg(long, value_name = "TIME")]
+        to: String,
+        #[arg(long, value_name = "ID")]
+        display: Option<String>,
+        #[arg(long)]
+        csv: bool,
+        #[arg(long, value_name = "PATH")]
+        db: Option<PathBuf>,
     },
     /// SMS bulletins.
     Sms {
@@ -394,6 +408,23 @@ pub fn run(args: &Args, lang: Lang) -> Exit {
                 end: end.clone(),
                 list: *list,
                 url: url.clone(),
+            },
+            lang,
+        ),
+        Command::Audit {
+            from,
+            to,
+            display,
+            csv,
+            db,
+        } => audit::run(
+            &args.site,
+            &audit::Options {
+                from: from.clone(),
+                to: to.clone(),
+                display: display.clone(),
+                csv: *csv,
+                db: db.clone(),
             },
             lang,
         ),

@@ -21,6 +21,7 @@ pub mod protocol;
 pub mod raster;
 pub mod schedule;
 pub mod sms;
+pub mod store;
 
 /// Makes ring rustls's crypto provider for this process (the HTTP client and MQTT over TLS are
 /// built without one, so that no second provider is compiled in). Safe to call more than once.

@@ -134,22 +134,64 @@ pub fn write_events(mut log: Box<dyn AuditLog>, mut events: mpsc::UnboundedRecei
     }
 }
 
-/// Opens the audit log at `path`. (Until the store lands, the log goes to the daemon's log.)
+/// Opens the audit log at `path`: the site's database, created if missing. Slots a crash
+/// left open are closed first, at the earlier of their planned end and now.
 pub fn open_log(path: &std::path::Path) -> Result<Box<dyn AuditLog>, String> {
-    let _ = path;
-    Ok(Box::new(TracingLog(0)))
+    let store = crate::store::Store::open(path).map_err(|e| e.to_string())?;
+    let closed = store
+        .close_dangling(Utc::now())
+        .map_err(|e| e.to_string())?;
+    if closed > 0 {
+        tracing::warn!(
+            slots = closed,
+            "audit: closed the slots the last run left open at their planned end"
+        );
+    }
+    Ok(Box::new(StoreLog(store)))
 }
 
-struct TracingLog(i64);
+struct StoreLog(crate::store::Store);
 
-impl AuditLog for TracingLog {
+impl AuditLog for StoreLog {
     fn started(&mut self, event: &AuditEvent) -> Result<i64, String> {
-        self.0 += 1;
-        tracing::debug!(?event, "shown");
-        Ok(self.0)
+        let AuditEvent::Started {
+            display,
+            kind,
+            playlist,
+            item,
+            title,
+            from,
+            planned_until,
+        } = event
+        else {
+            return Err("not a start".to_owned());
+        };
+        let kind = match kind {
+            ShownKind::Item => crate::store::SlotKind::Item,
+            ShownKind::Interrupt => crate::store::SlotKind::Interrupt,
+            ShownKind::Idle => crate::store::SlotKind::Idle,
+            ShownKind::Off => crate::store::SlotKind::Off,
+        };
+        self.0
+            .slot_started(&crate::store::ShownSlot {
+                display: display.clone(),
+                kind,
+                playlist: playlist.clone(),
+                item: item.clone(),
+                title: title.clone(),
+                from: *from,
+                // A slot cut at the horizon may be planned to end before the daemon noticed it
+                // started; the store refuses an end before the start.
+                planned_until: (*planned_until).max(*from),
+            })
+            .map(|id| id.0)
+            .map_err(|e| e.to_string())
     }
+
     fn ended(&mut self, row: i64, at: DateTime<Utc>) -> Result<(), String> {
-        tracing::debug!(row, %at, "ended");
-        Ok(())
+        self.0
+            .slot_ended(crate::store::SlotId(row), at)
+            .map(drop)
+            .map_err(|e| e.to_string())
     }
 }

@@ -23,6 +23,7 @@ use axum::routing::{delete, get, post};
 use chrono::{DateTime, Utc};
 use tokio::sync::oneshot;
 
+use super::links::LinkHealth;
 use super::{Control, Notice, Shared};
 use crate::preview::{LedLook, write_png};
 
@@ -359,25 +360,10 @@ async fn interrupts(State(shared): State<Arc<Shared>>) -> Json<Vec<Notice>> {
     )
 }
 
-/// Checks the token and the rate limit of a control request.
-fn authorize(shared: &Shared, headers: &HeaderMap) -> Result<(), Response> {
-    if let Some(token) = &shared.token {
-        let given = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .unwrap_or("");
-        if !constant_time_eq(given.as_bytes(), token.expose().as_bytes()) {
-            tracing::warn!("control request without a valid token");
-            return Err((
-                StatusCode::UNAUTHORIZED,
-                [(header::WWW_AUTHENTICATE, "Bearer")],
-                Json(serde_json::json!({ "error": "a valid token is required" })),
-            )
-                .into_response());
-        }
-    }
-    // A fixed window per minute since start: enough to stop a runaway script.
+/// Checks the rate limit and the token of a control request.
+fn authorize(shared: &Shared, headers: &HeaderMap) -> Result<(), Box<Response>> {
+    // A fixed window per minute since start, counted before the token is checked: enough to
+    // stop a runaway script, and a guesser of tokens.
     let minute = shared.started.elapsed().as_secs() / 60;
     let packed = shared.control_requests.fetch_add(1, Ordering::Relaxed);
     let (seen_minute, count) = (packed >> 32, packed & 0xFFFF_FFFF);
@@ -386,12 +372,32 @@ fn authorize(shared: &Shared, headers: &HeaderMap) -> Result<(), Response> {
             .control_requests
             .store((minute << 32) | 1, Ordering::Relaxed);
     } else if count >= CONTROL_PER_MINUTE {
-        return Err((
-            StatusCode::TOO_MANY_REQUESTS,
-            [(header::RETRY_AFTER, "60")],
-            Json(serde_json::json!({ "error": "too many control requests; wait a minute" })),
-        )
-            .into_response());
+        return Err(Box::new(
+            (
+                StatusCode::TOO_MANY_REQUESTS,
+                [(header::RETRY_AFTER, "60")],
+                Json(serde_json::json!({ "error": "too many control requests; wait a minute" })),
+            )
+                .into_response(),
+        ));
+    }
+    if let Some(token) = &shared.token {
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        if !constant_time_eq(given.as_bytes(), token.expose().as_bytes()) {
+            tracing::warn!("control request without a valid token");
+            return Err(Box::new(
+                (
+                    StatusCode::UNAUTHORIZED,
+                    [(header::WWW_AUTHENTICATE, "Bearer")],
+                    Json(serde_json::json!({ "error": "a valid token is required" })),
+                )
+                    .into_response(),
+            ));
+        }
     }
     Ok(())
 }
@@ -433,7 +439,7 @@ async fn add_interrupt(
     Json(request): Json<InterruptRequest>,
 ) -> Response {
     if let Err(refused) = authorize(&shared, &headers) {
-        return refused;
+        return *refused;
     }
     let text = request.text.trim();
     if text.is_empty() {
@@ -494,7 +500,7 @@ async fn end_interrupt(
     Path(id): Path<String>,
 ) -> Response {
     if let Err(refused) = authorize(&shared, &headers) {
-        return refused;
+        return *refused;
     }
     let (tx, rx) = oneshot::channel();
     if shared
@@ -560,7 +566,13 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
         .displays
         .read()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let metrics: [(&str, &str, &str, fn(&super::links::LinkHealth) -> f64); 5] = [
+    type Metric = (
+        &'static str,
+        &'static str,
+        &'static str,
+        fn(&LinkHealth) -> f64,
+    );
+    let metrics: [Metric; 5] = [
         (
             "gongkai_link_online",
             "gauge",

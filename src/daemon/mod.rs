@@ -304,15 +304,12 @@ pub async fn run(options: Options, audit_log: Box<dyn audit::AuditLog>) -> Resul
             Some(why) = reload_rx.recv() => {
                 // Debounce: editors write a file in several steps; wait for a quiet moment.
                 let deadline = tokio::time::Instant::now() + DEBOUNCE_MAX;
-                loop {
-                    match tokio::time::timeout_at(
-                        deadline.min(tokio::time::Instant::now() + DEBOUNCE_QUIET),
-                        reload_rx.recv(),
-                    ).await {
-                        Ok(Some(_)) => continue,
-                        _ => break,
-                    }
-                }
+                while let Ok(Some(_)) = tokio::time::timeout_at(
+                    deadline.min(tokio::time::Instant::now() + DEBOUNCE_QUIET),
+                    reload_rx.recv(),
+                )
+                .await
+                {}
                 supervisor.reload(why).await;
             }
             _ = hangup.recv() => supervisor.reload("SIGHUP").await,
