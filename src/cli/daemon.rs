@@ -34,8 +34,8 @@ pub fn run(site: &Path, db: Option<PathBuf>, format: LogFormat, lang: Lang) -> E
         }
     };
     let db_path = db.unwrap_or_else(|| site.join("var").join("gongkai.db"));
-    let audit: Box<dyn daemon::audit::AuditLog> = match daemon::audit::open_log(&db_path) {
-        Ok(log) => log,
+    let store = match crate::store::Store::open(&db_path) {
+        Ok(store) => std::sync::Arc::new(store),
         Err(e) => {
             let (path, reason) = (db_path.display().to_string(), e.to_string());
             eprintln!(
@@ -54,7 +54,7 @@ pub fn run(site: &Path, db: Option<PathBuf>, format: LogFormat, lang: Lang) -> E
         db: Some(db_path),
         lang,
     };
-    match runtime.block_on(daemon::run(options, audit)) {
+    match runtime.block_on(daemon::run(options, store)) {
         Ok(()) => Exit::Ok,
         Err(daemon::StartError::Invalid(report)) => {
             print!("{report}");
@@ -193,7 +193,13 @@ async fn interrupt_async(
     let request = if options.list {
         client.get(format!("{base}/api/interrupts"))
     } else if let Some(id) = &options.end {
-        with_token(client.delete(format!("{base}/api/interrupt/{id}")))
+        // `by` is for the audit; the user name is plain ASCII or left out.
+        let by: String = std::env::var("USER")
+            .unwrap_or_default()
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .collect();
+        with_token(client.delete(format!("{base}/api/interrupt/{id}?by={by}")))
     } else {
         let Some(text) = &options.text else {
             eprintln!("{}", tr(lang, "daemon.interrupt_needs_text", &[]));

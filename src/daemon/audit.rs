@@ -134,10 +134,9 @@ pub fn write_events(mut log: Box<dyn AuditLog>, mut events: mpsc::UnboundedRecei
     }
 }
 
-/// Opens the audit log at `path`: the site's database, created if missing. Slots a crash
-/// left open are closed first, at the earlier of their planned end and now.
-pub fn open_log(path: &std::path::Path) -> Result<Box<dyn AuditLog>, String> {
-    let store = crate::store::Store::open(path).map_err(|e| e.to_string())?;
+/// The audit log in the site's database. Slots a crash left open are closed first, at the
+/// earlier of their planned end and now.
+pub fn store_log(store: std::sync::Arc<crate::store::Store>) -> Result<Box<dyn AuditLog>, String> {
     let closed = store
         .close_dangling(Utc::now())
         .map_err(|e| e.to_string())?;
@@ -150,7 +149,7 @@ pub fn open_log(path: &std::path::Path) -> Result<Box<dyn AuditLog>, String> {
     Ok(Box::new(StoreLog(store)))
 }
 
-struct StoreLog(crate::store::Store);
+struct StoreLog(std::sync::Arc<crate::store::Store>);
 
 impl AuditLog for StoreLog {
     fn started(&mut self, event: &AuditEvent) -> Result<i64, String> {

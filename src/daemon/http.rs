@@ -494,10 +494,17 @@ async fn add_interrupt(
     }
 }
 
+#[derive(serde::Deserialize)]
+struct EndQuery {
+    /// Who ends it, for the audit.
+    by: Option<String>,
+}
+
 async fn end_interrupt(
     State(shared): State<Arc<Shared>>,
     headers: HeaderMap,
     Path(id): Path<String>,
+    Query(query): Query<EndQuery>,
 ) -> Response {
     if let Err(refused) = authorize(&shared, &headers) {
         return *refused;
@@ -505,7 +512,11 @@ async fn end_interrupt(
     let (tx, rx) = oneshot::channel();
     if shared
         .control
-        .send(Control::EndNotice(id.clone(), tx))
+        .send(Control::EndNotice(
+            id.clone(),
+            query.by.clone().unwrap_or_default(),
+            tx,
+        ))
         .await
         .is_err()
     {

@@ -35,6 +35,7 @@ use crate::font::FontChain;
 use crate::i18n::Lang;
 use crate::schedule::Interrupt;
 use crate::sms::secret::Secret;
+use crate::store::{Store, StoredInterrupt};
 use display::{DisplayStatus, Inputs, Stop};
 use links::{AnyLink, LinkProbe, Owners, link_keys};
 
@@ -149,7 +150,8 @@ pub struct DisplayView {
 #[derive(Debug)]
 pub enum Control {
     AddNotice(Notice, oneshot::Sender<Result<(), String>>),
-    EndNotice(String, oneshot::Sender<bool>),
+    /// The notice's id and who ends it.
+    EndNotice(String, String, oneshot::Sender<bool>),
 }
 
 /// State shared between the supervisor and the admin listener.
@@ -196,11 +198,16 @@ struct Supervisor {
     running: HashMap<String, Running>,
     fonts: HashMap<String, Arc<Mutex<FontChain>>>,
     audit: mpsc::UnboundedSender<audit::AuditEvent>,
-    notices_file: PathBuf,
+    /// Interrupts live here, so a restart recomputes the same timeline.
+    store: Arc<Store>,
 }
 
 /// Runs the daemon until SIGTERM or SIGINT. Must be called inside a tokio runtime.
-pub async fn run(options: Options, audit_log: Box<dyn audit::AuditLog>) -> Result<(), StartError> {
+pub async fn run(options: Options, store: Arc<Store>) -> Result<(), StartError> {
+    let audit_log = audit::store_log(store.clone()).map_err(|reason| StartError::Store {
+        path: store.path().to_path_buf(),
+        reason,
+    })?;
     let site_dir = options.site.clone();
     let loaded = {
         let dir = site_dir.clone();
@@ -259,16 +266,15 @@ pub async fn run(options: Options, audit_log: Box<dyn audit::AuditLog>) -> Resul
         .name("gongkai-audit".into())
         .spawn(move || audit::write_events(audit_log, audit_rx))?;
 
-    let state_dir = site_dir.join("var");
     let mut supervisor = Supervisor {
         shared: shared.clone(),
         owners: Owners::default(),
         running: HashMap::new(),
         fonts: HashMap::new(),
         audit: audit_tx,
-        notices_file: state_dir.join("notices.json"),
+        store,
     };
-    supervisor.load_notices();
+    supervisor.load_notices().await;
     supervisor.apply(model).await;
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
@@ -634,6 +640,16 @@ impl Supervisor {
         match control {
             Control::AddNotice(notice, reply) => {
                 tracing::info!(id = %notice.id, targets = ?notice.targets, until = %notice.end, "interrupt");
+                let stored = StoredInterrupt {
+                    id: notice.id.clone(),
+                    targets: notice.targets.clone(),
+                    start: notice.start,
+                    end: notice.end,
+                    text: notice.text.clone(),
+                    created_by: notice.by.clone().unwrap_or_default(),
+                    created_at: notice.start,
+                    also_sms: notice.sms,
+                };
                 {
                     let mut notices = self
                         .shared
@@ -644,11 +660,18 @@ impl Supervisor {
                     notices.retain(|n| n.end > now && n.id != notice.id);
                     notices.push(notice);
                 }
-                let saved = self.save_notices();
+                let store = self.store.clone();
+                let saved = tokio::task::spawn_blocking(move || store.add_interrupt(&stored))
+                    .await
+                    .map_err(|e| e.to_string())
+                    .and_then(|r| r.map_err(|e| e.to_string()));
+                if let Err(e) = &saved {
+                    tracing::error!(error = %e, "saving the interrupt");
+                }
                 self.push_interrupts();
                 let _ = reply.send(saved);
             }
-            Control::EndNotice(id, reply) => {
+            Control::EndNotice(id, by, reply) => {
                 let found = {
                     let mut notices = self
                         .shared
@@ -665,8 +688,14 @@ impl Supervisor {
                 };
                 if found {
                     tracing::info!(id = %id, "interrupt ended");
-                    if let Err(e) = self.save_notices() {
-                        tracing::error!(error = %e, "saving interrupts");
+                    let store = self.store.clone();
+                    let ended = id.clone();
+                    let saved = tokio::task::spawn_blocking(move || {
+                        store.end_interrupt(&ended, Utc::now(), &by)
+                    })
+                    .await;
+                    if !matches!(saved, Ok(Ok(_))) {
+                        tracing::error!(result = ?saved, "saving the end of the interrupt");
                     }
                     self.push_interrupts();
                 }
@@ -700,61 +729,34 @@ impl Supervisor {
         }
     }
 
-    /// Interrupts survive a restart, so the daemon recomputes the same timeline.
-    fn save_notices(&self) -> Result<(), String> {
-        let notices = self
-            .shared
-            .notices
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone();
-        let text = serde_json::to_string_pretty(&notices).map_err(|e| e.to_string())?;
-        write_atomically(&self.notices_file, text.as_bytes())
-            .map_err(|e| format!("{}: {e}", self.notices_file.display()))
-    }
-
-    fn load_notices(&mut self) {
-        let text = match std::fs::read_to_string(&self.notices_file) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
-            Err(e) => {
-                tracing::error!(file = %self.notices_file.display(), error = %e, "reading interrupts");
-                return;
-            }
-        };
-        match serde_json::from_str::<Vec<Notice>>(&text) {
-            Ok(notices) => {
-                let now = Utc::now();
+    /// The interrupts still in force, from the store: a restart shows what was interrupted.
+    async fn load_notices(&mut self) {
+        let store = self.store.clone();
+        let now = Utc::now();
+        match tokio::task::spawn_blocking(move || store.interrupts_active(now)).await {
+            Ok(Ok(stored)) => {
+                let notices: Vec<Notice> = stored
+                    .into_iter()
+                    .map(|i| Notice {
+                        id: i.id,
+                        targets: i.targets,
+                        start: i.start,
+                        end: i.end,
+                        text: i.text,
+                        sms: i.also_sms,
+                        by: (!i.created_by.is_empty()).then_some(i.created_by),
+                    })
+                    .collect();
+                if !notices.is_empty() {
+                    tracing::info!(count = notices.len(), "interrupts in force");
+                }
                 *self
                     .shared
                     .notices
                     .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner) =
-                    notices.into_iter().filter(|n| n.end > now).collect();
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = notices;
             }
-            Err(e) => {
-                tracing::error!(file = %self.notices_file.display(), error = %e, "interrupts file unreadable; starting without")
-            }
+            result => tracing::error!(?result, "reading the interrupts; starting without"),
         }
     }
-}
-
-/// Writes `bytes` to `path` through a temporary file and a rename, so a crash leaves the old
-/// file or the new one, never half of one.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let tmp = path.with_extension("tmp");
-    let mut file = std::fs::File::create(&tmp)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, path)?;
-    if let Some(dir) = path.parent()
-        && let Ok(d) = std::fs::File::open(dir)
-    {
-        let _ = d.sync_all();
-    }
-    Ok(())
 }

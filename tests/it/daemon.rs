@@ -365,9 +365,15 @@ async fn edits_reach_the_boards_a_broken_edit_does_not_and_an_interrupt_comes_an
         "interrupt",
     )
     .await;
-    // It survives a restart of the daemon's state: it is on disk.
-    let saved = std::fs::read_to_string(dir.join("var/notices.json")).expect("saved");
-    assert!(saved.contains(&id));
+    // It is in the daemon's database, so a restart shows it again.
+    let store =
+        gongkai::store::Store::open_read_only(&dir.join("var/gongkai.db")).expect("the database");
+    let active = store.interrupts_active(chrono::Utc::now()).expect("read");
+    assert_eq!(
+        active.iter().map(|i| i.id.as_str()).collect::<Vec<_>>(),
+        [id.as_str()]
+    );
+    assert_eq!(active[0].targets, ["county"]);
 
     // 5. Ending it: the playlist resumes with the last good content.
     let ended = client()
