@@ -51,7 +51,6 @@ pub fn run(site: &Path, db: Option<PathBuf>, format: LogFormat, lang: Lang) -> E
     };
     let options = daemon::Options {
         site: site.to_path_buf(),
-        db: Some(db_path),
         lang,
     };
     match runtime.block_on(daemon::run(options, store)) {

@@ -216,9 +216,15 @@ pub async fn run(
             };
             match rendered {
                 Ok(pic) => {
-                    let same = showing
-                        .as_ref()
-                        .is_some_and(|s| s.key == key && *s.picture == pic);
+                    // The same picture goes on: the same slot drawn again, or a playlist of one
+                    // item starting it over — pages loop on the board by themselves, so
+                    // nothing is sent (moving text is sent again: its passes start over).
+                    let same = showing.as_ref().is_some_and(|s| {
+                        *s.picture == pic
+                            && (s.key == key
+                                || (same_item(&s.key, &key)
+                                    && matches!(pic, Picture::Pages { .. })))
+                    });
                     if !same {
                         let delivered = deliver(
                             &mut link,
@@ -267,6 +273,7 @@ pub async fn run(
                         });
                     } else if let Some(s) = showing.as_mut() {
                         s.minute = with_time.then_some(minute);
+                        s.key = key.clone();
                         // Same picture, maybe a new end: keep the status's until current.
                         status.send_if_modified(|st| match st.current.as_mut() {
                             Some(c) if c.until != slot.end => {
@@ -410,6 +417,12 @@ fn item_key(model: &Model, item: &Item) -> (usize, usize) {
         }
     }
     (usize::MAX, usize::MAX)
+}
+
+/// Whether two slot keys are the same item (at different on-air times).
+fn same_item(a: &str, b: &str) -> bool {
+    a.starts_with("item|")
+        && a.rsplit_once('|').map(|(item, _)| item) == b.rsplit_once('|').map(|(item, _)| item)
 }
 
 /// What makes two slots "the same showing": the same item started at the same on-air time,

@@ -43,8 +43,6 @@ use links::{AnyLink, LinkProbe, Owners, link_keys};
 #[derive(Debug, Clone)]
 pub struct Options {
     pub site: PathBuf,
-    /// The daemon's database (audit, interrupts); default `var/gongkai.db` under the site.
-    pub db: Option<PathBuf>,
     /// Language of the diagnostics written to the log.
     pub lang: Lang,
 }
@@ -223,6 +221,12 @@ pub async fn run(options: Options, store: Arc<Store>) -> Result<(), StartError> 
             warnings = loaded.report.warnings(),
             "the site loaded with warnings:\n{}",
             loaded.report.render(options.lang)
+        );
+    }
+    if let Some(public) = &model.site.public {
+        tracing::warn!(
+            addr = %public.addr,
+            "the public listener (kiosk page, SMS gateway callbacks) is not served by this version"
         );
     }
     let model = Arc::new(model);
@@ -758,5 +762,122 @@ impl Supervisor {
             }
             result => tracing::error!(?result, "reading the interrupts; starting without"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{SiteSources, SourceFile, validate};
+    use crate::diag::Report;
+
+    const PROFILE: &str = "width: 128\nheight: 16\npixel: mono\nfont: wqy16\nprotocol: gongkai\nserial: { bauds: [9600] }\n";
+
+    /// Windows 1 and 2 share a bus; `town` is on MQTT; `hall` simulated.
+    fn model(site_extra: &str, playlists: &[(&str, &str)]) -> Model {
+        let site = format!(
+            "site: 测试县\ntimezone: Asia/Shanghai\nmqtt: {{ broker: mqtt://127.0.0.1:1883 }}\ndisplays:\n  - id: w1\n    profile: board\n    link: {{ serial: /dev/ttyUSB0, baud: 9600, address: 1 }}\n    groups: [windows]\n  - id: w2\n    profile: board\n    link: {{ serial: /dev/ttyUSB0, baud: 9600, address: 2 }}\n    groups: [windows]\n  - id: town\n    profile: board\n    link: {{ mqtt: boards/town }}\n  - id: hall\n    profile: board\n    link: {{ simulated: true }}\n{site_extra}"
+        );
+        let sources = SiteSources {
+            site: Some(SourceFile {
+                name: "gongkai.yaml".into(),
+                text: site,
+            }),
+            profiles: vec![SourceFile {
+                name: "hw-profiles/board.yaml".into(),
+                text: PROFILE.into(),
+            }],
+            playlists: playlists
+                .iter()
+                .map(|(name, text)| SourceFile {
+                    name: format!("playlists/{name}.yaml"),
+                    text: (*text).to_owned(),
+                })
+                .collect(),
+            fonts: Vec::new(),
+        };
+        let loaded = validate::check(sources, Report::default());
+        match loaded.model {
+            Some(model) => model,
+            None => panic!("invalid:\n{}", loaded.report.render(Lang::En)),
+        }
+    }
+
+    fn playlist(targets: &str, title: &str) -> String {
+        format!(
+            "id: p-{targets}\ntargets: [{targets}]\nitems:\n  - {{ id: i-{targets}, title: {title}, category: 其他 }}\n"
+        )
+    }
+
+    #[test]
+    fn an_edited_playlist_changes_only_the_fingerprints_of_its_targets() {
+        let before = model(
+            "",
+            &[
+                ("a", &playlist("windows", "一号")),
+                ("b", &playlist("town", "二号")),
+            ],
+        );
+        let after = model(
+            "",
+            &[
+                ("a", &playlist("windows", "一号改")),
+                ("b", &playlist("town", "二号")),
+            ],
+        );
+        let changed: Vec<&str> = (0..before.displays.len())
+            .filter(|&i| fingerprint(&before, i) != fingerprint(&after, i))
+            .map(|i| before.displays[i].id.as_str())
+            .collect();
+        assert_eq!(changed, ["w1", "w2"]);
+    }
+
+    #[test]
+    fn a_board_added_to_a_bus_relinks_that_bus_only() {
+        let before = model("", &[]);
+        let after = model(
+            "  - id: w3\n    profile: board\n    link: { serial: /dev/ttyUSB0, baud: 9600, address: 3 }\n",
+            &[],
+        );
+        let (old, new) = (link_keys(&before), link_keys(&after));
+        // w1 and w2 share the port with the newcomer: their port task starts again.
+        assert_ne!(old[0], new[0]);
+        assert_ne!(old[1], new[1]);
+        // The MQTT board and the simulated one keep their links.
+        assert_eq!(old[2], new[2]);
+        assert_eq!(old[3], new[3]);
+    }
+
+    #[test]
+    fn a_notice_resolves_groups_and_shows_nowhere_once_its_targets_are_gone() {
+        let m = model("", &[]);
+        let notice = Notice {
+            id: "n".into(),
+            targets: vec!["windows".into(), "hall".into()],
+            start: Utc::now(),
+            end: Utc::now(),
+            text: "停电通知".into(),
+            sms: false,
+            by: None,
+        };
+        assert_eq!(notice.resolve(&m).displays, [0, 1, 3]);
+        assert!(notice.unknown_targets(&m).is_empty());
+        let gone = Notice {
+            targets: vec!["nowhere".into()],
+            ..notice.clone()
+        };
+        assert_eq!(gone.unknown_targets(&m), ["nowhere"]);
+        // An empty list would mean every display: a notice whose targets left the site must
+        // not take over the whole county.
+        assert!(!gone.resolve(&m).displays.is_empty());
+        assert!(
+            !(0..m.displays.len()).any(|i| gone.resolve(&m).displays.contains(&i)),
+            "shows nowhere"
+        );
+        let everywhere = Notice {
+            targets: vec![],
+            ..notice
+        };
+        assert!(everywhere.resolve(&m).displays.is_empty());
     }
 }

@@ -179,6 +179,11 @@ impl Gateway for Tencent {
         ) else {
             return unknown();
         };
+        // Tencent answers for each number: an empty list would read as "the whole batch was
+        // taken" (see `Outcome::Accepted`), which the answer does not say.
+        if set.is_empty() {
+            return unknown();
+        }
         let mut numbers = Vec::with_capacity(set.len());
         for entry in set {
             let phone = entry.get("PhoneNumber").and_then(|p| p.as_str());
@@ -385,5 +390,16 @@ mod tests {
         ] {
             assert!(matches!(g.parse(200, body), Outcome::Unknown { .. }));
         }
+    }
+
+    #[test]
+    fn an_empty_send_status_set_is_not_accepted() {
+        // The rule fuzz/fuzz_targets/gateway_answers.rs asserts: no per-number result, no
+        // acceptance.
+        let body = br#"{"Response":{"SendStatusSet":[],"RequestId":"r"}}"#;
+        assert!(matches!(
+            gateway().parse(200, body),
+            Outcome::Unknown { .. }
+        ));
     }
 }
