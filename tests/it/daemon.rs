@@ -576,3 +576,56 @@ async fn the_live_page_in_chromium_shows_the_squares_current_frame() {
     let status = daemon.terminate(Duration::from_secs(5)).await;
     assert!(status.success());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupt_survives_a_restart_of_the_daemon() {
+    let admin = free_port();
+    let fixture = Fixture::empty();
+    fixture
+        .write(
+            "gongkai.yaml",
+            format!(
+                "site: 测试县政务公开\ntimezone: Asia/Shanghai\nsimulate: true\nadmin: {{ listen: 127.0.0.1:{admin}, token_env: GONGKAI_TEST_ADMIN_TOKEN }}\ndisplays:\n  - id: hall\n    profile: strip\n    link: {{ simulated: true }}\n  - id: town\n    profile: strip\n    link: {{ simulated: true }}\n"
+            ),
+        )
+        .write("hw-profiles/strip.yaml", PROFILE)
+        .write(
+            "playlists/main.yaml",
+            "id: main\ntargets: [hall, town]\nitems:\n  - { id: n1, title: 一号公告, category: 其他 }\n",
+        );
+    let base = format!("http://127.0.0.1:{admin}");
+    let daemon = Daemon::start(fixture.path());
+    wait_for_every_display(&base, 2, &daemon).await;
+    let created = client()
+        .post(format!("{base}/api/interrupt"))
+        .bearer_auth(TOKEN)
+        .json(&serde_json::json!({ "text": "停水通知", "displays": ["town"], "duration": "1h" }))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(created.status(), reqwest::StatusCode::CREATED);
+    let kinds = |displays: &serde_json::Value| -> Vec<String> {
+        displays
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|d| d["current"]["kind"].as_str().unwrap_or("").to_owned())
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while kinds(&get_json(&base, "/api/displays").await) != ["item", "interrupt"] {
+        assert!(
+            Instant::now() < deadline,
+            "the interrupt did not show:\n{}",
+            daemon.log()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(daemon.terminate(Duration::from_secs(5)).await.success());
+
+    // The same timeline after a restart: the interrupt is still on the town's board.
+    let daemon = Daemon::start(fixture.path());
+    let displays = wait_for_every_display(&base, 2, &daemon).await;
+    assert_eq!(kinds(&displays), ["item", "interrupt"], "{displays}");
+    assert!(daemon.terminate(Duration::from_secs(5)).await.success());
+}
