@@ -283,7 +283,15 @@ impl Owners {
                         .1
                         .push((idx, address.unwrap_or(1)));
                 }
-                LinkConfig::Mqtt { topic } => mqtt_wanted.push((idx, topic.clone())),
+                LinkConfig::Mqtt { topic } => {
+                    // Touchscreens take pictures as PNG files; LED controllers packed.
+                    let encoding = if protocol == Protocol::Png {
+                        mqtt::Encoding::Png
+                    } else {
+                        mqtt::Encoding::Packed
+                    };
+                    mqtt_wanted.push((idx, (topic.clone(), encoding)));
+                }
             }
         }
         for (port, (baud, boards)) in by_port {
@@ -312,9 +320,9 @@ impl Owners {
                     MqttConfig::from_model(settings, site_dir, |k| std::env::var(k).ok())
                         .map_err(|e| e.to_string())
                         .and_then(|config| {
-                            let topics: Vec<String> =
+                            let topics: Vec<(String, mqtt::Encoding)> =
                                 mqtt_wanted.iter().map(|(_, t)| t.clone()).collect();
-                            mqtt::spawn(&config, &topics).map_err(|e| e.to_string())
+                            mqtt::spawn_encoded(&config, &topics).map_err(|e| e.to_string())
                         })
                 }
                 None => Err("the site has no mqtt section".to_owned()),

@@ -67,17 +67,40 @@ const HEADER_VERSION: u8 = 1;
 /// | 5 | 1 | pixel format: 0 mono, 1 bicolor, 2 rgb565, 3 rgb888 (as `docs/protocol.md`) |
 /// | 6 | 2 | width in pixels |
 /// | 8 | 2 | height in pixels |
-/// | 10 | 2 | reserved, 0 |
+/// | 10 | 1 | encoding: 0 the frame packed as on the serial wire, 1 a PNG file of it |
+/// | 11 | 1 | reserved, 0 |
 /// | 12 | 4 | content id: increases with every new picture of the display |
 /// | 16 | 8 | valid until, Unix seconds (UTC); the board blanks after it |
-/// | 24 | … | the frame packed as on the serial wire (`raster::frame`), exactly its length |
+/// | 24 | … | encoding 0: the frame packed as on the serial wire (`raster::frame`), exactly its
+/// length; encoding 1: a PNG file (8-bit RGB) of the picture, for screens that show images |
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FrameHeader {
     pub width: u16,
     pub height: u16,
     pub format: PixelFormat,
+    pub encoding: Encoding,
     pub content_id: u32,
     pub valid_until: u64,
+}
+
+/// How the picture follows the header.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Encoding {
+    /// Packed as on the serial wire: LED controllers take it as it is.
+    #[default]
+    Packed,
+    /// A PNG file: touchscreens and browsers show it as it is, and a full-HD picture is a
+    /// fraction of its 6.2 MB packed size.
+    Png,
+}
+
+impl Encoding {
+    fn code(self) -> u8 {
+        match self {
+            Encoding::Packed => 0,
+            Encoding::Png => 1,
+        }
+    }
 }
 
 /// Why a frame payload cannot be built or read.
@@ -102,6 +125,10 @@ pub enum PayloadError {
     },
     #[error("payload of {0} bytes exceeds the {MAX_PACKET}-byte packet limit")]
     TooLarge(usize),
+    #[error("unknown encoding {0}")]
+    Encoding(u8),
+    #[error("PNG: {0}")]
+    Png(String),
 }
 
 /// Builds a frame payload: header, then the packed frame.
@@ -110,13 +137,31 @@ pub fn encode_frame(
     content_id: u32,
     valid_until: u64,
 ) -> Result<Vec<u8>, PayloadError> {
+    encode_frame_as(frame, content_id, valid_until, Encoding::Packed)
+}
+
+/// Builds a frame payload with the picture in `encoding`.
+pub fn encode_frame_as(
+    frame: &Frame,
+    content_id: u32,
+    valid_until: u64,
+    encoding: Encoding,
+) -> Result<Vec<u8>, PayloadError> {
     let (Ok(width), Ok(height)) = (u16::try_from(frame.width), u16::try_from(frame.height)) else {
         return Err(PayloadError::TooWide {
             width: frame.width,
             height: frame.height,
         });
     };
-    let len = HEADER_LEN + frame.data.len();
+    let png;
+    let body: &[u8] = match encoding {
+        Encoding::Packed => &frame.data,
+        Encoding::Png => {
+            png = encode_png(frame)?;
+            &png
+        }
+    };
+    let len = HEADER_LEN + body.len();
     // The topic and fixed header take a few hundred bytes at most.
     if len > MAX_PACKET - 1024 {
         return Err(PayloadError::TooLarge(len));
@@ -127,11 +172,82 @@ pub fn encode_frame(
     out.push(format_code(frame.format));
     out.extend_from_slice(&width.to_be_bytes());
     out.extend_from_slice(&height.to_be_bytes());
-    out.extend_from_slice(&[0, 0]);
+    out.extend_from_slice(&[encoding.code(), 0]);
     out.extend_from_slice(&content_id.to_be_bytes());
     out.extend_from_slice(&valid_until.to_be_bytes());
-    out.extend_from_slice(&frame.data);
+    out.extend_from_slice(body);
     Ok(out)
+}
+
+/// The picture as an 8-bit RGB PNG, compressed for speed (a kiosk page changes every few
+/// seconds; the broker and the screen care more about latency than about the last kilobyte).
+fn encode_png(frame: &Frame) -> Result<Vec<u8>, PayloadError> {
+    let mut rgb = Vec::with_capacity(frame.width as usize * frame.height as usize * 3);
+    if frame.format == PixelFormat::Rgb888 {
+        rgb.extend_from_slice(&frame.data);
+    } else {
+        for y in 0..frame.height {
+            for x in 0..frame.width {
+                let p = frame.pixel(x, y);
+                rgb.extend_from_slice(&[p.0, p.1, p.2]);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    let mut encoder = png::Encoder::new(&mut out, frame.width, frame.height);
+    encoder.set_color(png::ColorType::Rgb);
+    encoder.set_depth(png::BitDepth::Eight);
+    encoder.set_compression(png::Compression::Fast);
+    let mut writer = encoder
+        .write_header()
+        .map_err(|e| PayloadError::Png(e.to_string()))?;
+    writer
+        .write_image_data(&rgb)
+        .map_err(|e| PayloadError::Png(e.to_string()))?;
+    writer
+        .finish()
+        .map_err(|e| PayloadError::Png(e.to_string()))?;
+    Ok(out)
+}
+
+/// Reads a PNG body into a frame of the header's size and format.
+fn decode_png(
+    data: &[u8],
+    width: u16,
+    height: u16,
+    format: PixelFormat,
+) -> Result<Frame, PayloadError> {
+    let png_error = |e: png::DecodingError| PayloadError::Png(e.to_string());
+    let mut decoder = png::Decoder::new(std::io::Cursor::new(data));
+    decoder.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
+    let mut reader = decoder.read_info().map_err(png_error)?;
+    let size = reader
+        .output_buffer_size()
+        .ok_or_else(|| PayloadError::Png("image too large".into()))?;
+    // A header that lies about the size must not make a board allocate a huge buffer.
+    let (w, h) = (reader.info().width, reader.info().height);
+    if (w, h) != (u32::from(width), u32::from(height)) {
+        return Err(PayloadError::Png(format!(
+            "picture is {w}×{h}, the header says {width}×{height}"
+        )));
+    }
+    let mut buffer = vec![0; size];
+    let info = reader.next_frame(&mut buffer).map_err(png_error)?;
+    let channels = info.color_type.samples();
+    let mut frame = Frame::new(w, h, format);
+    for y in 0..h {
+        for x in 0..w {
+            let at = (y as usize * info.line_size) + x as usize * channels;
+            let px = &buffer[at..at + channels.min(3)];
+            let rgb = match px {
+                [r, g, b] => crate::config::model::Rgb(*r, *g, *b),
+                [v, ..] => crate::config::model::Rgb(*v, *v, *v),
+                [] => crate::config::model::Rgb(0, 0, 0),
+            };
+            frame.set_pixel(x, y, rgb);
+        }
+    }
+    Ok(frame)
 }
 
 /// Reads a frame payload. The data must be exactly as long as the header's size and format
@@ -153,6 +269,23 @@ pub fn decode_frame(payload: &[u8]) -> Result<(FrameHeader, Frame), PayloadError
     let mut until = [0; 8];
     until.copy_from_slice(&head[16..24]);
     let valid_until = u64::from_be_bytes(until);
+    let encoding = match head[10] {
+        0 => Encoding::Packed,
+        1 => Encoding::Png,
+        other => return Err(PayloadError::Encoding(other)),
+    };
+    if encoding == Encoding::Png {
+        let frame = decode_png(data, width, height, format)?;
+        let header = FrameHeader {
+            width,
+            height,
+            format,
+            encoding,
+            content_id,
+            valid_until,
+        };
+        return Ok((header, frame));
+    }
     let mut frame = Frame::new(u32::from(width), u32::from(height), format);
     if frame.data.len() != data.len() {
         return Err(PayloadError::Length {
@@ -167,6 +300,7 @@ pub fn decode_frame(payload: &[u8]) -> Result<(FrameHeader, Frame), PayloadError
         width,
         height,
         format,
+        encoding,
         content_id,
         valid_until,
     };
@@ -465,6 +599,18 @@ pub fn spawn(
     config: &MqttConfig,
     topics: &[String],
 ) -> Result<(MqttTask, Vec<MqttDisplay>), MqttError> {
+    let displays: Vec<(String, Encoding)> = topics
+        .iter()
+        .map(|t| (t.clone(), Encoding::Packed))
+        .collect();
+    spawn_encoded(config, &displays)
+}
+
+/// As [`spawn`], each display with the encoding its screen takes (PNG for touchscreens).
+pub fn spawn_encoded(
+    config: &MqttConfig,
+    displays_wanted: &[(String, Encoding)],
+) -> Result<(MqttTask, Vec<MqttDisplay>), MqttError> {
     let prefix = config.topic_prefix.trim_matches('/').to_owned();
     let daemon_topic = daemon_status_topic(&prefix);
     let will = LastWill::new(&daemon_topic, "offline", QoS::AtLeastOnce, true);
@@ -478,7 +624,7 @@ pub fn spawn(
     let mut boards = Vec::new();
     let mut displays = Vec::new();
     let mut statuses = HashMap::new();
-    for topic in topics {
+    for (topic, encoding) in displays_wanted {
         let display_topics = DisplayTopics::new(&prefix, topic);
         let (wanted_tx, wanted_rx) = watch::channel(Desired::Unset);
         let (settings_tx, settings_rx) = watch::channel(Settings::default());
@@ -493,6 +639,7 @@ pub fn spawn(
             counters: counters.clone(),
             published: published.clone(),
             refresh_at: None,
+            encoding: *encoding,
         });
         displays.push(MqttDisplay {
             topics: display_topics,
@@ -583,6 +730,7 @@ struct Board {
     /// When the shown frame is published again with a new valid-until (at half its
     /// `valid_for`, as the serial link's HEARTBEAT), so a live daemon's content never expires.
     refresh_at: Option<Instant>,
+    encoding: Encoding,
 }
 
 struct Publisher {
@@ -727,6 +875,7 @@ impl Publisher {
         let (payload, generation) = match desired {
             Desired::Unset => return Ok(()),
             Desired::Cleared { generation } => {
+                let board = &mut self.boards[i];
                 board.refresh_at = None;
                 // An empty retained payload deletes the retained message.
                 (Vec::new(), generation)
@@ -738,7 +887,20 @@ impl Publisher {
             } => {
                 // The header's id wraps at 2³²; boards compare it for equality only.
                 let content_id = (generation & 0xFFFF_FFFF) as u32;
-                match encode_frame(&frame, content_id, unix_now() + u64::from(valid_for)) {
+                let until = unix_now() + u64::from(valid_for);
+                let encoding = board.encoding;
+                let encoded = match encoding {
+                    Encoding::Packed => encode_frame(&frame, content_id, until),
+                    // Compressing a full-HD picture takes tens of milliseconds: off the
+                    // runtime's threads.
+                    Encoding::Png => tokio::task::spawn_blocking(move || {
+                        encode_frame_as(&frame, content_id, until, encoding)
+                    })
+                    .await
+                    .unwrap_or_else(|e| Err(PayloadError::Png(e.to_string()))),
+                };
+                let board = &mut self.boards[i];
+                match encoded {
                     Ok(payload) => {
                         board.refresh_at =
                             Some(Instant::now() + Duration::from_secs(u64::from(valid_for)) / 2);
@@ -754,6 +916,7 @@ impl Publisher {
                 }
             }
         };
+        let board = &self.boards[i];
         let counters = board.counters.clone();
         let published = board.published.clone();
         let len = payload.len();

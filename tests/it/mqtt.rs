@@ -238,6 +238,37 @@ fn unix_now() -> u64 {
 }
 
 #[test]
+fn a_touchscreen_frame_travels_as_png_and_comes_back_exact() {
+    use gongkai::link::mqtt::{Encoding, PayloadError, encode_frame_as};
+    let frame = picture(1080, 1920, PixelFormat::Rgb888, 7);
+    let payload = encode_frame_as(&frame, 9, 1_800_000_000, Encoding::Png).expect("encodes");
+    // The header says PNG (byte 10), and the body is a PNG file, smaller than packed.
+    assert_eq!(payload[10], 1);
+    assert_eq!(&payload[24..32], b"\x89PNG\r\n\x1a\n");
+    // (A test pattern compresses worst; a page of text on a plain ground far better.)
+    assert!(
+        payload.len() < frame.data.len() / 2,
+        "{} bytes",
+        payload.len()
+    );
+    let (header, back) = decode_frame(&payload).expect("decodes");
+    assert_eq!(header.encoding, Encoding::Png);
+    assert_eq!(
+        (header.width, header.height, header.content_id),
+        (1080, 1920, 9)
+    );
+    assert_eq!(back, frame);
+    // A header that disagrees with the picture inside is refused, not drawn wrong.
+    let mut lying = payload.clone();
+    lying[8..10].copy_from_slice(&1000u16.to_be_bytes());
+    assert!(matches!(decode_frame(&lying), Err(PayloadError::Png(_))));
+    // Mono boards' frames can be sent as PNG too (a browser shows them as they are).
+    let mono = picture(128, 16, PixelFormat::Mono, 3);
+    let payload = encode_frame_as(&mono, 1, 1, Encoding::Png).expect("encodes");
+    assert_eq!(decode_frame(&payload).expect("decodes").1, mono);
+}
+
+#[test]
 fn header_round_trip_and_refusals() {
     let frame = picture(128, 16, PixelFormat::Mono, 1);
     let payload = mqtt::encode_frame(&frame, 7, 1_900_000_000).expect("encodes");
