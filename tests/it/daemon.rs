@@ -430,10 +430,84 @@ async fn edits_reach_the_boards_a_broken_edit_does_not_and_an_interrupt_comes_an
     assert_eq!(displays.as_array().map(Vec::len), Some(1));
     assert_eq!(displays[0]["generation"].as_u64(), hall_generation);
 
-    // 8. SIGTERM stops it cleanly within 5 s.
+    // 8. No secret in anything the daemon says: its log, its API, its metrics.
+    let mut said = daemon.log();
+    for path in [
+        "/api/status",
+        "/api/displays",
+        "/api/interrupts",
+        "/metrics",
+        "/",
+    ] {
+        said.push_str(
+            &client()
+                .get(format!("{base}{path}"))
+                .send()
+                .await
+                .expect("answers")
+                .text()
+                .await
+                .expect("text"),
+        );
+    }
+    assert!(!said.contains(TOKEN) && !said.contains(PASSWORD));
+
+    // 9. SIGTERM stops it cleanly within 5 s.
     let status = daemon.terminate(Duration::from_secs(5)).await;
     assert!(status.success(), "{status:?}");
+    assert!(!daemon_log_contains_secret(dir));
     drop(slave);
+}
+
+fn daemon_log_contains_secret(dir: &Path) -> bool {
+    let log = std::fs::read_to_string(dir.join("daemon.log")).unwrap_or_default();
+    log.contains(TOKEN) || log.contains(PASSWORD)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn control_requests_are_rate_limited_even_with_a_wrong_token() {
+    let admin = free_port();
+    let fixture = Fixture::empty();
+    fixture
+        .write(
+            "gongkai.yaml",
+            format!(
+                "site: 测试县政务公开\ntimezone: Asia/Shanghai\nsimulate: true\nadmin: {{ listen: 127.0.0.1:{admin}, token_env: GONGKAI_TEST_ADMIN_TOKEN }}\ndisplays:\n  - id: hall\n    profile: strip\n    link: {{ simulated: true }}\n"
+            ),
+        )
+        .write("hw-profiles/strip.yaml", PROFILE);
+    let base = format!("http://127.0.0.1:{admin}");
+    let daemon = Daemon::start(fixture.path());
+    wait_for_every_display(&base, 1, &daemon).await;
+    let mut statuses = Vec::new();
+    for _ in 0..32 {
+        let answer = client()
+            .delete(format!("{base}/api/interrupt/none"))
+            .bearer_auth("a-guess")
+            .send()
+            .await
+            .expect("answers");
+        statuses.push(answer.status().as_u16());
+    }
+    // A guesser gets 30 refusals a minute, then is told to wait; the right token does not
+    // get through during that minute either.
+    assert!(statuses[..30].iter().all(|s| *s == 401), "{statuses:?}");
+    assert_eq!(statuses[30..], [429, 429]);
+    let right = client()
+        .delete(format!("{base}/api/interrupt/none"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(right.status(), reqwest::StatusCode::TOO_MANY_REQUESTS);
+    // Reading is not limited.
+    let read = client()
+        .get(format!("{base}/api/displays"))
+        .send()
+        .await
+        .expect("answers");
+    assert!(read.status().is_success());
+    assert!(daemon.terminate(Duration::from_secs(5)).await.success());
 }
 
 /// A copy of the example county with its admin listener on `port`.
