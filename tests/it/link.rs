@@ -310,6 +310,86 @@ async fn faults_on_the_line_and_a_board_reset_are_survived() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_board_that_stops_answering_is_offline_then_current_again_when_it_answers() {
+    // host ⇄ pty A ⇄ relay (a switch that cuts both directions) ⇄ pty B ⇄ board: the line
+    // goes silent as a board does when its controller hangs or its cable is cut, then returns.
+    let (host_master, _host_slave, host_path) = pty();
+    let (board_master, board_slave, _) = pty();
+    let board = board(4, 512);
+    start_board(board_slave, &board);
+    let cut = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (mut host_r, mut host_w) = tokio::io::split(host_master);
+    let (mut board_r, mut board_w) = tokio::io::split(board_master);
+    let down_cut = cut.clone();
+    tokio::spawn(async move {
+        let mut buf = [0u8; 256];
+        while let Ok(n @ 1..) = host_r.read(&mut buf).await {
+            if !down_cut.load(std::sync::atomic::Ordering::SeqCst)
+                && board_w.write_all(&buf[..n]).await.is_err()
+            {
+                return;
+            }
+        }
+    });
+    let up_cut = cut.clone();
+    tokio::spawn(async move {
+        let mut buf = [0u8; 256];
+        while let Ok(n @ 1..) = board_r.read(&mut buf).await {
+            if !up_cut.load(std::sync::atomic::Ordering::SeqCst)
+                && host_w.write_all(&buf[..n]).await.is_err()
+            {
+                return;
+            }
+        }
+    });
+    let (_task, mut displays) = spawn(
+        PortConfig {
+            path: host_path.into(),
+            baud: BAUD,
+        },
+        &[4],
+    );
+    let display = &mut displays[0];
+    let view = display.view();
+    let first = picture(1);
+    let generation = shown(display, &first).await;
+    wait_until(Duration::from_secs(5), "the first frame", || {
+        view.borrow().shown == Some(generation) && lock(&board).picture() == first
+    })
+    .await;
+
+    // Silence: the host gives up on the board after its retries and says so.
+    cut.store(true, std::sync::atomic::Ordering::SeqCst);
+    let second = picture(2);
+    let generation = shown(display, &second).await;
+    wait_until(
+        Duration::from_secs(5),
+        "the board to be marked offline",
+        || !view.borrow().online,
+    )
+    .await;
+    let errors = display.counters().errors;
+    assert!(errors > 0, "the failed exchanges are counted");
+    assert_eq!(lock(&board).picture(), first, "nothing got through the cut");
+
+    // It answers again: found by the next probe (1 s, then 2 s …), and given the newest frame.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    cut.store(false, std::sync::atomic::Ordering::SeqCst);
+    let back = Instant::now();
+    wait_until(
+        Duration::from_secs(6),
+        "the board to be current again",
+        || {
+            view.borrow().online
+                && view.borrow().shown == Some(generation)
+                && lock(&board).picture() == second
+        },
+    )
+    .await;
+    eprintln!("current again {:?} after the line returned", back.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unplugged_adapter_is_reopened_and_the_board_is_current_within_2_s() {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let link_path = dir.path().join("usb-gongkai-test-if00");
