@@ -703,3 +703,105 @@ async fn an_interrupt_survives_a_restart_of_the_daemon() {
     assert_eq!(kinds(&displays), ["item", "interrupt"], "{displays}");
     assert!(daemon.terminate(Duration::from_secs(5)).await.success());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_during_writes_and_reloads_leaves_a_sound_database() {
+    // 20 displays changing every second, so the database is written to all the time; each
+    // round edits the playlist and kills the daemon with SIGKILL while it reloads.
+    let admin = free_port();
+    let fixture = Fixture::empty();
+    let mut site = format!(
+        "site: 测试县政务公开\ntimezone: Asia/Shanghai\nsimulate: true\nadmin: {{ listen: 127.0.0.1:{admin} }}\ndisplays:\n"
+    );
+    for d in 0..20 {
+        site.push_str(&format!(
+            "  - id: d{d}\n    profile: strip\n    link: {{ simulated: true }}\n    groups: [all]\n"
+        ));
+    }
+    let playlist = |round: usize| {
+        let mut text =
+            "id: all\ntargets: [all]\nshow: { mode: page, dwell: 1s }\nitems:\n".to_owned();
+        for i in 0..3 {
+            text.push_str(&format!(
+                "  - {{ id: i{i}, title: 第{round}轮{i}号, category: 其他 }}\n"
+            ));
+        }
+        text
+    };
+    fixture
+        .write("gongkai.yaml", site)
+        .write("hw-profiles/strip.yaml", PROFILE)
+        .write("playlists/all.yaml", playlist(0));
+    let base = format!("http://127.0.0.1:{admin}");
+    let db = fixture.path().join("var/gongkai.db");
+    let started = chrono::Utc::now();
+    for round in 1..=4 {
+        let mut daemon = Daemon::start(fixture.path());
+        wait_for_every_display(&base, 20, &daemon).await;
+        tokio::time::sleep(Duration::from_millis(300 * round as u64)).await;
+        fixture.write("playlists/all.yaml", playlist(round));
+        // Somewhere inside the debounce, the reload or the writes that follow it.
+        tokio::time::sleep(Duration::from_millis(60 * round as u64)).await;
+        daemon.child.kill().expect("SIGKILL");
+        let _ = daemon.child.wait();
+    }
+    // A last, clean run closes what the kills left open.
+    let daemon = Daemon::start(fixture.path());
+    let displays = wait_for_every_display(&base, 20, &daemon).await;
+    // The last edit is what every board shows.
+    assert!(
+        displays
+            .as_array()
+            .into_iter()
+            .flatten()
+            .all(|d| d["current"]["title"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("第4轮"))),
+        "{displays}"
+    );
+    assert!(daemon.terminate(Duration::from_secs(5)).await.success());
+
+    let store = gongkai::store::Store::open_read_only(&db).expect("the database opens");
+    let rows = store
+        .audit(started, chrono::Utc::now(), None)
+        .expect("the audit reads");
+    assert!(rows.len() >= 20 * 5, "{} rows", rows.len());
+    // Per display, what was shown never overlaps: a killed run's last slot ends at or before
+    // the next run's first one.
+    for d in 0..20 {
+        let id = format!("d{d}");
+        let mut mine: Vec<_> = rows
+            .iter()
+            .filter(|r| r.display.as_deref() == Some(id.as_str()))
+            .collect();
+        mine.sort_by_key(|r| r.from);
+        for pair in mine.windows(2) {
+            assert!(
+                pair[0].to <= pair[1].from,
+                "{id}: {:?} overlaps {:?}",
+                (pair[0].from, pair[0].to),
+                (pair[1].from, pair[1].to)
+            );
+        }
+        assert!(mine.iter().all(|r| !r.to_planned || r.to >= r.from));
+    }
+    drop(store);
+    // SQLite's own check of the file, and the command operators use to read it.
+    let conn = rusqlite::Connection::open(&db).expect("opens");
+    let check: String = conn
+        .query_row("PRAGMA integrity_check", [], |row| row.get(0))
+        .expect("checks");
+    assert_eq!(check, "ok");
+    drop(conn);
+    let output = Command::new(env!("CARGO_BIN_EXE_gongkai"))
+        .args(["audit", "--site"])
+        .arg(fixture.path())
+        .args(["--from", "2026-01-01", "--to", "2099-01-01", "--csv"])
+        .output()
+        .expect("gongkai audit runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
