@@ -290,6 +290,34 @@ fn load_profile_file(
     }
 }
 
+/// Writes `header` and `cells` as columns aligned by display width (a hanzi is two columns),
+/// two spaces apart; the last column is written as it is, never padded or cut.
+fn write_columns<const N: usize>(
+    out: &mut impl std::io::Write,
+    header: &[String; N],
+    cells: &[[String; N]],
+) -> std::io::Result<()> {
+    use unicode_width::UnicodeWidthStr;
+    let mut widths = [0usize; N];
+    for row in std::iter::once(header).chain(cells) {
+        for (w, cell) in widths.iter_mut().zip(row.iter()).take(N.saturating_sub(1)) {
+            *w = (*w).max(cell.width());
+        }
+    }
+    for row in std::iter::once(header).chain(cells) {
+        let mut line = String::new();
+        for (cell, w) in row.iter().zip(widths).take(N.saturating_sub(1)) {
+            line.push_str(cell);
+            line.push_str(&" ".repeat(w - cell.width() + 2));
+        }
+        if let Some(last) = row.last() {
+            line.push_str(last);
+        }
+        writeln!(out, "{}", line.trim_end())?;
+    }
+    Ok(())
+}
+
 /// Runs one parsed command.
 pub fn run(args: &Args, lang: Lang) -> Exit {
     match &args.command {

@@ -12,7 +12,6 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
-use unicode_width::UnicodeWidthStr;
 
 use super::Exit;
 use super::schedule::{TimeError, parse_time};
@@ -300,22 +299,8 @@ fn write_table(
             ]
         })
         .collect();
-    let mut widths = [0usize; 6];
-    for row in std::iter::once(&header).chain(&cells) {
-        for (w, cell) in widths.iter_mut().zip(row.iter()) {
-            *w = (*w).max(cell.width());
-        }
-    }
-    for row in std::iter::once(&header).chain(&cells) {
-        let mut line = String::new();
-        for (cell, w) in row.iter().zip(widths) {
-            line.push_str(cell);
-            line.push_str(&" ".repeat(w - cell.width() + 2));
-        }
-        // The title is last and never cut: an audit shows all of it.
-        line.push_str(&row[6]);
-        writeln!(out, "{}", line.trim_end())?;
-    }
+    // The title is last and never cut: an audit shows all of it.
+    super::write_columns(out, &header, &cells)?;
     if rows.iter().any(|r| r.to_planned) {
         writeln!(out, "\n{}", tr(lang, "audit.planned_note", &[]))?;
     }

@@ -399,21 +399,7 @@ fn write_table(out: &mut impl std::io::Write, rows: &[Row], lang: Lang) -> std::
             ]
         })
         .collect();
-    let mut widths = [0usize; 3];
-    for row in std::iter::once(&header).chain(&cells) {
-        for (w, cell) in widths.iter_mut().zip(row.iter()) {
-            *w = (*w).max(cell.width());
-        }
-    }
-    for row in std::iter::once(&header).chain(&cells) {
-        let mut line = String::new();
-        for (cell, w) in row.iter().zip(widths) {
-            line.push_str(cell);
-            line.push_str(&" ".repeat(w - cell.width() + 2));
-        }
-        line.push_str(&row[3]);
-        writeln!(out, "{}", line.trim_end())?;
-    }
+    super::write_columns(out, &header, &cells)?;
     Ok(())
 }
 

@@ -33,6 +33,56 @@ impl ShownKind {
     }
 }
 
+/// What a slot shows, in words: for the audit, the status API and the plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shown {
+    pub kind: ShownKind,
+    pub playlist: Option<String>,
+    /// The item's id, or the interrupt's.
+    pub item: Option<String>,
+    /// The item's title, the interrupt's text, or the site's name on the idle screen.
+    pub title: String,
+}
+
+impl Shown {
+    pub fn of(model: &Model, what: &What, interrupts: &[Interrupt]) -> Shown {
+        let (kind, playlist, item, title) = match *what {
+            What::Item { playlist, item, .. } => {
+                let found = model
+                    .playlists
+                    .get(playlist)
+                    .and_then(|p| p.items.get(item).map(|i| (p, i)));
+                match found {
+                    Some((p, i)) => (
+                        ShownKind::Item,
+                        Some(p.id.clone()),
+                        Some(i.id.clone()),
+                        i.title.clone(),
+                    ),
+                    None => (ShownKind::Item, None, None, String::new()),
+                }
+            }
+            What::Interrupt(i) => (
+                ShownKind::Interrupt,
+                None,
+                interrupts.get(i).map(|x| x.id.clone()),
+                interrupts
+                    .get(i)
+                    .map(|x| x.text.clone())
+                    .unwrap_or_default(),
+            ),
+            What::Idle => (ShownKind::Idle, None, None, model.site.name.clone()),
+            What::Off => (ShownKind::Off, None, None, String::new()),
+        };
+        Shown {
+            kind,
+            playlist,
+            item,
+            title,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum AuditEvent {
     /// `display` started showing this; whatever it showed before ended at `from`.

@@ -456,29 +456,12 @@ fn describe(
     picture: &Picture,
     program: bool,
 ) -> Current {
-    let (kind, playlist, item, title) = match slot.what {
-        What::Item { playlist, item, .. } => {
-            let p = &model.playlists[playlist];
-            let i = &p.items[item];
-            (
-                ShownKind::Item,
-                Some(p.id.clone()),
-                Some(i.id.clone()),
-                i.title.clone(),
-            )
-        }
-        What::Interrupt(i) => (
-            ShownKind::Interrupt,
-            None,
-            interrupts.get(i).map(|x| x.id.clone()),
-            interrupts
-                .get(i)
-                .map(|x| x.text.clone())
-                .unwrap_or_default(),
-        ),
-        What::Idle => (ShownKind::Idle, None, None, model.site.name.clone()),
-        What::Off => (ShownKind::Off, None, None, String::new()),
-    };
+    let super::audit::Shown {
+        kind,
+        playlist,
+        item,
+        title,
+    } = super::audit::Shown::of(model, &slot.what, interrupts);
     let why = match slot.why {
         crate::schedule::Why::Interrupt => "interrupt",
         crate::schedule::Why::PowerOff { .. } => "power-off",

@@ -304,36 +304,14 @@ async fn plan(State(shared): State<Arc<Shared>>, Query(q): Query<PlanQuery>) -> 
         Ok(slots
             .iter()
             .map(|s| {
-                let (kind, playlist, item, title) = match s.what {
-                    crate::schedule::What::Item { playlist, item, .. } => {
-                        let p = &model.playlists[playlist];
-                        let i = &p.items[item];
-                        (
-                            "item",
-                            Some(p.id.clone()),
-                            Some(i.id.clone()),
-                            i.title.clone(),
-                        )
-                    }
-                    crate::schedule::What::Interrupt(i) => (
-                        "interrupt",
-                        None,
-                        interrupts.get(i).map(|x| x.id.clone()),
-                        interrupts
-                            .get(i)
-                            .map(|x| x.text.clone())
-                            .unwrap_or_default(),
-                    ),
-                    crate::schedule::What::Idle => ("idle", None, None, String::new()),
-                    crate::schedule::What::Off => ("off", None, None, String::new()),
-                };
+                let shown = super::audit::Shown::of(&model, &s.what, &interrupts);
                 PlanRow {
                     start: s.start.to_rfc3339(),
                     end: s.end.to_rfc3339(),
-                    kind,
-                    playlist,
-                    item,
-                    title,
+                    kind: shown.kind.as_str(),
+                    playlist: shown.playlist,
+                    item: shown.item,
+                    title: shown.title,
                 }
             })
             .collect())

@@ -82,31 +82,31 @@ pub struct Notice {
 }
 
 impl Notice {
-    /// The schedule's interrupt for `model`; `None` when a target names nothing there.
-    fn resolve(&self, model: &Model) -> Interrupt {
-        let tz = model.site.timezone;
-        let mut displays: Vec<DisplayIdx> = Vec::new();
-        for target in &self.targets {
-            if let Some(i) = model.displays.iter().position(|d| d.id == *target) {
-                displays.push(i);
-            } else if let Some(group) = model.groups.get(target) {
-                displays.extend(group);
-            }
-        }
-        displays.sort_unstable();
-        displays.dedup();
-        Interrupt {
+    /// How the store keeps it.
+    fn stored(&self) -> StoredInterrupt {
+        StoredInterrupt {
             id: self.id.clone(),
-            // A notice whose every target has gone from the site shows nowhere.
-            displays: if !self.targets.is_empty() && displays.is_empty() {
-                vec![usize::MAX]
-            } else {
-                displays
-            },
-            start: self.start.with_timezone(&tz),
-            end: self.end.with_timezone(&tz),
+            targets: self.targets.clone(),
+            start: self.start,
+            end: self.end,
             text: self.text.clone(),
+            created_by: self.by.clone().unwrap_or_default(),
+            created_at: self.start,
+            also_sms: self.sms,
         }
+    }
+
+    /// The schedule's interrupt for `model`.
+    fn resolve(&self, model: &Model) -> Interrupt {
+        self.stored().for_model(model).unwrap_or_else(|| Interrupt {
+            id: self.id.clone(),
+            // Every target has gone from the site: it shows nowhere (an empty list would mean
+            // every display).
+            displays: vec![usize::MAX],
+            start: self.start.with_timezone(&model.site.timezone),
+            end: self.end.with_timezone(&model.site.timezone),
+            text: self.text.clone(),
+        })
     }
 
     /// Targets that name neither a display nor a group of `model`.
@@ -644,16 +644,7 @@ impl Supervisor {
         match control {
             Control::AddNotice(notice, reply) => {
                 tracing::info!(id = %notice.id, targets = ?notice.targets, until = %notice.end, "interrupt");
-                let stored = StoredInterrupt {
-                    id: notice.id.clone(),
-                    targets: notice.targets.clone(),
-                    start: notice.start,
-                    end: notice.end,
-                    text: notice.text.clone(),
-                    created_by: notice.by.clone().unwrap_or_default(),
-                    created_at: notice.start,
-                    also_sms: notice.sms,
-                };
+                let stored = notice.stored();
                 {
                     let mut notices = self
                         .shared
