@@ -14,8 +14,6 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
 use super::Exit;
-use super::schedule::{TimeError, parse_time};
-use crate::config;
 use crate::i18n::{Lang, tr};
 use crate::store::{Action, AuditKind, AuditRow, SlotKind, Store, StoreError};
 
@@ -53,14 +51,19 @@ pub fn run(site: &Path, options: &Options, lang: Lang) -> Exit {
         Ok(store) => store,
         Err(error) => return open_failed(&path, &error, lang),
     };
-    let tz = match site_timezone(site, lang) {
-        Ok(tz) => tz,
+    // The site's timezone: `--from`/`--to` are read in it and the output is written in it.
+    let tz = match super::schedule::load_model(site, lang) {
+        Ok(model) => model.site.timezone,
         Err(exit) => return exit,
     };
-    let (Some(from), Some(to)) = (
-        time_argument(&options.from, tz, lang),
-        time_argument(&options.to, tz, lang),
-    ) else {
+    // Both given (clap requires them); read as `gongkai plan` reads them.
+    let read = |text: &str| {
+        super::schedule::time_argument(Some(text), tz, lang, || {
+            chrono::Utc::now().with_timezone(&tz)
+        })
+        .map(|t| t.with_timezone(&Utc))
+    };
+    let (Ok(from), Ok(to)) = (read(&options.from), read(&options.to)) else {
         return Exit::Usage;
     };
     if to <= from {
@@ -157,59 +160,6 @@ fn open_failed(path: &Path, error: &StoreError, lang: Lang) -> Exit {
     };
     error_line(lang, &message);
     exit
-}
-
-/// The site's timezone, which `--from`/`--to` are read in and the output is written in. A
-/// site with errors is reported as `validate` would report it.
-fn site_timezone(site: &Path, lang: Lang) -> Result<Tz, Exit> {
-    let loaded = config::load(site);
-    if let Some(model) = loaded.model {
-        return Ok(model.site.timezone);
-    }
-    let report = &loaded.report;
-    let mut out = std::io::stdout().lock();
-    let _ = write!(out, "{}", report.render(lang));
-    let (errors, warnings) = (report.errors().to_string(), report.warnings().to_string());
-    let _ = writeln!(
-        out,
-        "{}",
-        tr(
-            lang,
-            "cli.validate.failed",
-            &[("errors", &errors), ("warnings", &warnings)]
-        )
-    );
-    Err(Exit::Problems)
-}
-
-/// `--from` / `--to`, read as `gongkai plan` reads them; a bad one is reported on stderr.
-fn time_argument(text: &str, tz: Tz, lang: Lang) -> Option<DateTime<Utc>> {
-    match parse_time(text, tz) {
-        Ok(t) => Some(t.with_timezone(&Utc)),
-        Err(TimeError::Format(value)) => {
-            error_line(
-                lang,
-                &format!(
-                    "{}\n  = {}: {}",
-                    tr(lang, "schedule.cli.bad_time", &[("value", &value)]),
-                    tr(lang, "diag.label.hint", &[]),
-                    tr(lang, "schedule.cli.bad_time.hint", &[])
-                ),
-            );
-            None
-        }
-        Err(TimeError::Skipped(value)) => {
-            error_line(
-                lang,
-                &tr(
-                    lang,
-                    "schedule.cli.time_skipped",
-                    &[("value", &value), ("zone", tz.name())],
-                ),
-            );
-            None
-        }
-    }
 }
 
 fn local(t: DateTime<Utc>, tz: Tz) -> String {

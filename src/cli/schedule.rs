@@ -64,7 +64,7 @@ fn time_error(lang: Lang, error: &TimeError, tz: Tz) -> String {
 }
 
 /// Loads the site; on errors prints the report and says so.
-fn load_model(site: &Path, lang: Lang) -> Result<Model, Exit> {
+pub(super) fn load_model(site: &Path, lang: Lang) -> Result<Model, Exit> {
     let loaded = config::load(site);
     match loaded.model {
         Some(model) => Ok(model),
@@ -482,7 +482,7 @@ pub fn cron(
 
 /// A time argument (`--from`, `--to`) read in `tz`, or `default` when absent. A time that does
 /// not parse is reported on stderr.
-fn time_argument(
+pub(super) fn time_argument(
     text: Option<&str>,
     tz: Tz,
     lang: Lang,

@@ -112,29 +112,12 @@ impl AuditEvent {
             .get(display)
             .map(|d| d.id.clone())
             .unwrap_or_default();
-        let (kind, playlist, item, title) = match slot.what {
-            What::Item { playlist, item, .. } => {
-                let p = &model.playlists[playlist];
-                let i = &p.items[item];
-                (
-                    ShownKind::Item,
-                    Some(p.id.clone()),
-                    Some(i.id.clone()),
-                    i.title.clone(),
-                )
-            }
-            What::Interrupt(i) => (
-                ShownKind::Interrupt,
-                None,
-                interrupts.get(i).map(|x| x.id.clone()),
-                interrupts
-                    .get(i)
-                    .map(|x| x.text.clone())
-                    .unwrap_or_default(),
-            ),
-            What::Idle => (ShownKind::Idle, None, None, model.site.name.clone()),
-            What::Off => (ShownKind::Off, None, None, String::new()),
-        };
+        let Shown {
+            kind,
+            playlist,
+            item,
+            title,
+        } = Shown::of(model, &slot.what, interrupts);
         AuditEvent::Started {
             display: id,
             kind,
