@@ -17,8 +17,8 @@ pub mod serial;
 pub mod simulated;
 
 use std::future::Future;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::protocol::transfer::{BodyError, Direction, ProgramBody};
@@ -282,6 +282,95 @@ pub trait Link {
     /// Withdraws the picture: the board shows nothing.
     fn clear(&mut self) -> impl Future<Output = Result<(), LinkError>> + Send {
         std::future::ready(Err(LinkError::Unsupported))
+    }
+}
+
+/// Brightness and power as the operator wants them; `None`: never set, the board decides.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Settings {
+    pub brightness: Option<u8>,
+    pub power: Option<bool>,
+}
+
+/// A display handle's side of what its board should show: the newest content (`D`, each link
+/// its own) and the settings, each a `watch` value that the link's task reads, and the wake-up
+/// of that task. Newer content replaces older, so nothing queues (invariant 4). Dropping it
+/// closes both channels and then wakes the task, which so learns the display is gone.
+#[derive(Debug)]
+pub(crate) struct DesiredState<D: Default> {
+    content: tokio::sync::watch::Sender<D>,
+    settings: tokio::sync::watch::Sender<Settings>,
+    wake: Arc<tokio::sync::Notify>,
+    generation: u64,
+}
+
+impl<D: Default> DesiredState<D> {
+    /// The handle's side, and the receivers for the link's task.
+    pub(crate) fn new(
+        wake: Arc<tokio::sync::Notify>,
+    ) -> (
+        DesiredState<D>,
+        tokio::sync::watch::Receiver<D>,
+        tokio::sync::watch::Receiver<Settings>,
+    ) {
+        let (content, content_rx) = tokio::sync::watch::channel(D::default());
+        let (settings, settings_rx) = tokio::sync::watch::channel(Settings::default());
+        let state = DesiredState {
+            content,
+            settings,
+            wake,
+            generation: 0,
+        };
+        (state, content_rx, settings_rx)
+    }
+
+    /// Makes `make(generation)` the content, for the next generation; returns that generation
+    /// and the content it replaced. The caller wakes the task ([`DesiredState::wake`]) once it
+    /// has looked at what was replaced.
+    pub(crate) fn replace(&mut self, make: impl FnOnce(u64) -> D) -> Result<(u64, D), LinkError> {
+        if self.content.is_closed() {
+            return Err(LinkError::Closed);
+        }
+        self.generation += 1;
+        let previous = self.content.send_replace(make(self.generation));
+        Ok((self.generation, previous))
+    }
+
+    pub(crate) fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Changes the settings and wakes the task.
+    pub(crate) fn setting(&self, change: impl FnOnce(&mut Settings)) -> Result<(), LinkError> {
+        if self.settings.is_closed() {
+            return Err(LinkError::Closed);
+        }
+        self.settings.send_modify(change);
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    /// The newest generation asked for.
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation
+    }
+}
+
+impl<D: Default> Drop for DesiredState<D> {
+    fn drop(&mut self) {
+        // The task ends when every display's channels are closed. Close them before waking it:
+        // fields are dropped only after `drop` returns, so a wake-up sent first could find them
+        // still open, and no second wake-up would come (regression test:
+        // dropping_every_display_says_offline_and_ends_the_link).
+        drop(std::mem::replace(
+            &mut self.content,
+            tokio::sync::watch::channel(D::default()).0,
+        ));
+        drop(std::mem::replace(
+            &mut self.settings,
+            tokio::sync::watch::channel(Settings::default()).0,
+        ));
+        self.wake.notify_one();
     }
 }
 

@@ -32,7 +32,9 @@ use rumqttc::{
 use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 
-use super::{Counters, CountersSnapshot, Delivery, Link, LinkError, valid_for_secs};
+use super::{
+    Counters, CountersSnapshot, Delivery, DesiredState, Link, LinkError, Settings, valid_for_secs,
+};
 use crate::config::model::{Mqtt, PixelFormat};
 use crate::protocol::gongkai::{format_code, format_from_code};
 use crate::raster::frame::Frame;
@@ -428,8 +430,9 @@ pub fn tls_config() -> Result<TlsConfiguration, MqttError> {
 }
 
 /// What a display should show, as its handle last said.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 enum Desired {
+    #[default]
     Unset,
     Frame {
         frame: Arc<Frame>,
@@ -439,12 +442,6 @@ enum Desired {
     Cleared {
         generation: u64,
     },
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-struct Settings {
-    brightness: Option<u8>,
-    power: Option<bool>,
 }
 
 /// The connection as the link's tasks see it.
@@ -462,11 +459,8 @@ pub struct Connection {
 #[derive(Debug)]
 pub struct MqttDisplay {
     topics: DisplayTopics,
-    wanted: watch::Sender<Desired>,
-    settings: watch::Sender<Settings>,
-    generation: u64,
+    desired: DesiredState<Desired>,
     published: Arc<AtomicU64>,
-    wake: Arc<Notify>,
     counters: Arc<Counters>,
     status: watch::Receiver<Option<String>>,
 }
@@ -494,56 +488,25 @@ impl MqttDisplay {
 
     /// The newest generation this handle has asked for (a frame or a withdrawal).
     pub fn requested(&self) -> u64 {
-        self.generation
+        self.desired.generation()
     }
 
     /// The newest generation handed to the broker connection.
     pub fn published(&self) -> u64 {
         self.published.load(Ordering::Acquire)
     }
-
-    fn setting(&self, change: impl FnOnce(&mut Settings)) -> Result<(), LinkError> {
-        if self.settings.is_closed() {
-            return Err(LinkError::Closed);
-        }
-        self.settings.send_modify(change);
-        self.wake.notify_one();
-        Ok(())
-    }
-}
-
-impl Drop for MqttDisplay {
-    fn drop(&mut self) {
-        // The publisher ends when every display's channels are closed. Close this display's channels
-        // before waking it: fields are dropped only after `drop` returns, so a wake-up sent
-        // first could find them still open, and no second wake-up would come (regression test:
-        // dropping_every_display_says_offline_and_ends_the_link).
-        drop(std::mem::replace(
-            &mut self.wanted,
-            watch::channel(Desired::Unset).0,
-        ));
-        drop(std::mem::replace(
-            &mut self.settings,
-            watch::channel(Settings::default()).0,
-        ));
-        self.wake.notify_one();
-    }
 }
 
 impl Link for MqttDisplay {
     async fn show(&mut self, frame: &Frame, valid_for: Duration) -> Result<Delivery, LinkError> {
         let valid_for = valid_for_secs(valid_for)?;
-        if self.wanted.is_closed() {
-            return Err(LinkError::Closed);
-        }
-        self.generation += 1;
-        let generation = self.generation;
-        let previous = self.wanted.send_replace(Desired::Frame {
-            frame: Arc::new(frame.clone()),
+        let frame = Arc::new(frame.clone());
+        let (generation, previous) = self.desired.replace(|generation| Desired::Frame {
+            frame,
             valid_for,
             generation,
-        });
-        self.wake.notify_one();
+        })?;
+        self.desired.wake();
         let published = self.published();
         Ok(match previous {
             Desired::Frame { generation: p, .. } | Desired::Cleared { generation: p }
@@ -556,24 +519,19 @@ impl Link for MqttDisplay {
     }
 
     async fn brightness(&mut self, level: u8) -> Result<(), LinkError> {
-        self.setting(|s| s.brightness = Some(level))
+        self.desired.setting(|s| s.brightness = Some(level))
     }
 
     async fn power(&mut self, on: bool) -> Result<(), LinkError> {
-        self.setting(|s| s.power = Some(on))
+        self.desired.setting(|s| s.power = Some(on))
     }
 
     /// Withdraws the picture: the retained frame is replaced by an empty retained payload,
     /// which removes it from the broker, so a board that connects later gets nothing.
     async fn clear(&mut self) -> Result<(), LinkError> {
-        if self.wanted.is_closed() {
-            return Err(LinkError::Closed);
-        }
-        self.generation += 1;
-        self.wanted.send_replace(Desired::Cleared {
-            generation: self.generation,
-        });
-        self.wake.notify_one();
+        self.desired
+            .replace(|generation| Desired::Cleared { generation })?;
+        self.desired.wake();
         Ok(())
     }
 }
@@ -626,8 +584,7 @@ pub fn spawn_encoded(
     let mut statuses = HashMap::new();
     for (topic, encoding) in displays_wanted {
         let display_topics = DisplayTopics::new(&prefix, topic);
-        let (wanted_tx, wanted_rx) = watch::channel(Desired::Unset);
-        let (settings_tx, settings_rx) = watch::channel(Settings::default());
+        let (desired, wanted_rx, settings_rx) = DesiredState::new(wake.clone());
         let (status_tx, status_rx) = watch::channel(None);
         let counters = Arc::new(Counters::default());
         let published = Arc::new(AtomicU64::new(0));
@@ -643,11 +600,8 @@ pub fn spawn_encoded(
         });
         displays.push(MqttDisplay {
             topics: display_topics,
-            wanted: wanted_tx,
-            settings: settings_tx,
-            generation: 0,
+            desired,
             published,
-            wake: wake.clone(),
             counters,
             status: status_rx,
         });

@@ -19,7 +19,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{Notify, watch};
 use tokio_serial::SerialPortBuilderExt;
 
-use super::{Counters, CountersSnapshot, Delivery, Link, LinkError, Program, valid_for_secs};
+use super::{
+    Counters, CountersSnapshot, Delivery, DesiredState, Link, LinkError, Program, Settings,
+    valid_for_secs,
+};
 use crate::protocol::gongkai::{
     Caps, ClearMode, Decoder, HOST, Info, Message, NakReason, Packet, Sequencer,
 };
@@ -65,18 +68,14 @@ impl PortConfig {
 }
 
 /// What a display should show: nothing said yet, a frame, or nothing (withdrawn).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 enum Desired {
+    #[default]
     Unset,
     Frame(Wanted),
-    Cleared { generation: u64 },
-}
-
-/// Brightness and power as the operator wants them; `None`: never set, the board decides.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-struct Settings {
-    brightness: Option<u8>,
-    power: Option<bool>,
+    Cleared {
+        generation: u64,
+    },
 }
 
 /// The newest frame or program of a display.
@@ -110,10 +109,7 @@ pub struct BoardView {
 #[derive(Debug)]
 pub struct SerialDisplay {
     address: u8,
-    wanted: watch::Sender<Desired>,
-    settings: watch::Sender<Settings>,
-    generation: u64,
-    wake: Arc<Notify>,
+    desired: DesiredState<Desired>,
     counters: Arc<Counters>,
     view: watch::Receiver<BoardView>,
 }
@@ -139,49 +135,17 @@ impl SerialDisplay {
 }
 
 impl SerialDisplay {
-    fn setting(&self, change: impl FnOnce(&mut Settings)) -> Result<(), LinkError> {
-        if self.settings.is_closed() {
-            return Err(LinkError::Closed);
-        }
-        self.settings.send_modify(change);
-        self.wake.notify_one();
-        Ok(())
-    }
-}
-
-impl Drop for SerialDisplay {
-    fn drop(&mut self) {
-        // The owner task ends when every display's channels are closed. Close this display's channels
-        // before waking it: fields are dropped only after `drop` returns, so a wake-up sent
-        // first could find them still open, and no second wake-up would come (regression test:
-        // dropping_every_display_says_offline_and_ends_the_link).
-        drop(std::mem::replace(
-            &mut self.wanted,
-            watch::channel(Desired::Unset).0,
-        ));
-        drop(std::mem::replace(
-            &mut self.settings,
-            watch::channel(Settings::default()).0,
-        ));
-        self.wake.notify_one();
-    }
-}
-
-impl SerialDisplay {
     fn want(&mut self, what: What, valid_for: Duration) -> Result<Delivery, LinkError> {
         let valid_for = valid_for_secs(valid_for)?;
-        if self.wanted.is_closed() {
-            return Err(LinkError::Closed);
-        }
-        self.generation += 1;
-        let generation = self.generation;
-        let previous = self.wanted.send_replace(Desired::Frame(Wanted {
-            what,
-            valid_for,
-            generation,
-        }));
+        let (generation, previous) = self.desired.replace(|generation| {
+            Desired::Frame(Wanted {
+                what,
+                valid_for,
+                generation,
+            })
+        })?;
         let shown = self.view.borrow().shown;
-        self.wake.notify_one();
+        self.desired.wake();
         // The previous frame was dropped unsent if the board never acknowledged it.
         Ok(match previous {
             Desired::Frame(p) if shown.is_none_or(|s| s < p.generation) => {
@@ -210,22 +174,17 @@ impl Link for SerialDisplay {
     }
 
     async fn brightness(&mut self, level: u8) -> Result<(), LinkError> {
-        self.setting(|s| s.brightness = Some(level))
+        self.desired.setting(|s| s.brightness = Some(level))
     }
 
     async fn power(&mut self, on: bool) -> Result<(), LinkError> {
-        self.setting(|s| s.power = Some(on))
+        self.desired.setting(|s| s.power = Some(on))
     }
 
     async fn clear(&mut self) -> Result<(), LinkError> {
-        if self.wanted.is_closed() {
-            return Err(LinkError::Closed);
-        }
-        self.generation += 1;
-        self.wanted.send_replace(Desired::Cleared {
-            generation: self.generation,
-        });
-        self.wake.notify_one();
+        self.desired
+            .replace(|generation| Desired::Cleared { generation })?;
+        self.desired.wake();
         Ok(())
     }
 }
@@ -244,8 +203,7 @@ pub fn spawn(config: PortConfig, addresses: &[u8]) -> (PortTask, Vec<SerialDispl
     let mut boards = Vec::new();
     let mut displays = Vec::new();
     for &address in addresses {
-        let (wanted_tx, wanted_rx) = watch::channel(Desired::Unset);
-        let (settings_tx, settings_rx) = watch::channel(Settings::default());
+        let (desired, wanted_rx, settings_rx) = DesiredState::new(wake.clone());
         let (view_tx, view_rx) = watch::channel(BoardView::default());
         let counters = Arc::new(Counters::default());
         boards.push(BoardLink::new(
@@ -257,10 +215,7 @@ pub fn spawn(config: PortConfig, addresses: &[u8]) -> (PortTask, Vec<SerialDispl
         ));
         displays.push(SerialDisplay {
             address,
-            wanted: wanted_tx,
-            settings: settings_tx,
-            generation: 0,
-            wake: wake.clone(),
+            desired,
             counters,
             view: view_rx,
         });
