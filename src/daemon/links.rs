@@ -17,6 +17,7 @@ use crate::config::model::{DisplayIdx, Link as LinkConfig, Model, Protocol};
 use crate::link::mqtt::{self, Connection, MqttConfig, MqttDisplay, MqttTask};
 use crate::link::serial::{self, BoardView, PortConfig, PortTask, SerialDisplay};
 use crate::link::simulated::SimulatedDisplay;
+use crate::link::stream::{StreamConfig, StreamDisplay, StreamProtocol, StreamTask};
 use crate::link::{Counters, CountersSnapshot, Delivery, Link, LinkError, Program};
 use crate::raster::frame::Frame;
 
@@ -26,6 +27,8 @@ pub enum AnyLink {
     Simulated(SimulatedDisplay),
     Serial(SerialDisplay),
     Mqtt(MqttDisplay),
+    /// A TPM2 or Adalight board on a port of its own.
+    Stream(StreamDisplay),
     /// The display cannot be driven (a protocol the daemon does not speak yet, or the broker
     /// settings could not be read); the reason is shown in the status API.
     Unavailable(String),
@@ -41,6 +44,7 @@ impl AnyLink {
             AnyLink::Simulated(l) => l.show(frame, valid_for).await,
             AnyLink::Serial(l) => l.show(frame, valid_for).await,
             AnyLink::Mqtt(l) => l.show(frame, valid_for).await,
+            AnyLink::Stream(l) => l.show(frame, valid_for).await,
             AnyLink::Unavailable(_) => Err(LinkError::Unsupported),
         }
     }
@@ -54,6 +58,7 @@ impl AnyLink {
             AnyLink::Simulated(l) => l.program(program, valid_for).await,
             AnyLink::Serial(l) => l.program(program, valid_for).await,
             AnyLink::Mqtt(l) => l.program(program, valid_for).await,
+            AnyLink::Stream(l) => l.program(program, valid_for).await,
             AnyLink::Unavailable(_) => Err(LinkError::Unsupported),
         }
     }
@@ -63,6 +68,7 @@ impl AnyLink {
             AnyLink::Simulated(l) => l.brightness(level).await,
             AnyLink::Serial(l) => l.brightness(level).await,
             AnyLink::Mqtt(l) => l.brightness(level).await,
+            AnyLink::Stream(l) => l.brightness(level).await,
             AnyLink::Unavailable(_) => Err(LinkError::Unsupported),
         }
     }
@@ -72,6 +78,7 @@ impl AnyLink {
             AnyLink::Simulated(l) => l.power(on).await,
             AnyLink::Serial(l) => l.power(on).await,
             AnyLink::Mqtt(l) => l.power(on).await,
+            AnyLink::Stream(l) => l.power(on).await,
             AnyLink::Unavailable(_) => Err(LinkError::Unsupported),
         }
     }
@@ -81,6 +88,7 @@ impl AnyLink {
             AnyLink::Simulated(l) => l.clear().await,
             AnyLink::Serial(l) => l.clear().await,
             AnyLink::Mqtt(l) => l.clear().await,
+            AnyLink::Stream(l) => l.clear().await,
             AnyLink::Unavailable(_) => Err(LinkError::Unsupported),
         }
     }
@@ -107,6 +115,7 @@ impl AnyLink {
                 connection: mqtt.cloned(),
                 board: l.status(),
             },
+            AnyLink::Stream(l) => LinkProbe::Stream(l.shared_counters()),
             AnyLink::Unavailable(why) => LinkProbe::Unavailable(why.clone()),
         }
     }
@@ -117,6 +126,8 @@ impl AnyLink {
 pub enum LinkProbe {
     Simulated(Arc<Counters>),
     Serial(Arc<Counters>, watch::Receiver<BoardView>),
+    /// Pixel streams are never answered: "online" means the port takes the bytes.
+    Stream(Arc<Counters>),
     Mqtt {
         counters: Arc<Counters>,
         connection: Option<watch::Receiver<Connection>>,
@@ -156,6 +167,14 @@ impl LinkProbe {
         };
         match self {
             LinkProbe::Simulated(c) => base("simulated", true, None, c.snapshot()),
+            LinkProbe::Stream(c) => {
+                let c = c.snapshot();
+                // Written within the last refreshes: the port takes the bytes.
+                let online = c
+                    .last_ack
+                    .is_some_and(|t| t.elapsed() < crate::link::stream::REFRESH * 3);
+                base("stream", online, None, c)
+            }
             LinkProbe::Serial(c, view) => {
                 let view = *view.borrow();
                 base("serial", view.online, None, c.snapshot())
@@ -233,6 +252,7 @@ pub fn link_keys(model: &Model) -> Vec<String> {
 #[derive(Debug, Default)]
 pub struct Owners {
     ports: HashMap<String, PortTask>,
+    streams: HashMap<String, StreamTask>,
     mqtt: Option<MqttTask>,
 }
 
@@ -268,11 +288,34 @@ impl Owners {
                     baud,
                     address,
                 } => {
+                    let profile = model.profile_of(d);
+                    let stream = match protocol {
+                        Protocol::Tpm2 => Some(StreamProtocol::Tpm2),
+                        Protocol::Adalight => Some(StreamProtocol::Adalight),
+                        _ => None,
+                    };
+                    if let (Some(stream), Some(wiring)) = (stream, profile.wiring) {
+                        if let Some(old) = self.streams.remove(port) {
+                            let _ = tokio::time::timeout(Duration::from_secs(3), old.handle).await;
+                        }
+                        let (task, handle) = crate::link::stream::spawn(StreamConfig {
+                            path: port.into(),
+                            baud: *baud,
+                            protocol: stream,
+                            wiring,
+                            width: profile.width,
+                            height: profile.height,
+                            brightness_max: *profile.brightness.end(),
+                        });
+                        self.streams.insert(port.clone(), task);
+                        out.insert(idx, AnyLink::Stream(handle));
+                        continue;
+                    }
                     if protocol != Protocol::Gongkai {
                         out.insert(
                             idx,
                             AnyLink::Unavailable(format!(
-                                "the daemon drives serial boards with gongkai's protocol; {protocol:?} is not driven yet"
+                                "the daemon drives serial boards with gongkai's protocol, TPM2 and Adalight; {protocol:?} is not driven yet"
                             )),
                         );
                         continue;
@@ -350,6 +393,7 @@ impl Owners {
             .ports
             .into_values()
             .map(|p| p.handle)
+            .chain(self.streams.into_values().map(|s| s.handle))
             .chain(self.mqtt.map(|m| m.handle));
         let _ = tokio::time::timeout(limit, futures_join(tasks.collect())).await;
     }

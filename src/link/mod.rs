@@ -15,6 +15,7 @@
 pub mod mqtt;
 pub mod serial;
 pub mod simulated;
+pub mod stream;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};

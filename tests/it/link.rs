@@ -698,3 +698,73 @@ async fn a_page_program_switches_pages_at_their_dwell() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tpm2_board_gets_every_picture_whole_again_each_second_and_black_when_dropped() {
+    use gongkai::config::model::{ColorOrder, Corner, Wiring, WiringLayout};
+    use gongkai::link::stream::{StreamConfig, StreamProtocol, spawn as spawn_stream};
+    use gongkai::protocol::{pixels::frame_from_leds, tpm2};
+    let (mut master, _slave, path) = pty();
+    let wiring = Wiring {
+        layout: WiringLayout::Serpentine,
+        origin: Corner::TopLeft,
+        order: ColorOrder::Grb,
+    };
+    let (task, mut display) = spawn_stream(StreamConfig {
+        path: path.into(),
+        baud: BAUD,
+        protocol: StreamProtocol::Tpm2,
+        wiring,
+        width: 32,
+        height: 8,
+        brightness_max: 255,
+    });
+    let mut frame = Frame::new(32, 8, PixelFormat::Rgb888);
+    for x in 0..32 {
+        frame.set_pixel(x, x % 8, Rgb(255, (x * 8) as u8, 40));
+    }
+    display.show(&frame, VALID).await.expect("taken");
+    // Read the stream for a little over two refresh periods.
+    let mut bytes = Vec::new();
+    let deadline = Instant::now() + Duration::from_millis(2_300);
+    let mut buf = [0u8; 4096];
+    while Instant::now() < deadline {
+        if let Ok(Ok(n)) =
+            tokio::time::timeout(Duration::from_millis(100), master.read(&mut buf)).await
+        {
+            bytes.extend_from_slice(&buf[..n]);
+        }
+    }
+    let pictures: Vec<Frame> = tpm2::decode(&bytes)
+        .into_iter()
+        .filter(|b| b.kind == tpm2::TYPE_DATA)
+        .map(|b| frame_from_leds(&b.data, 32, 8, &wiring))
+        .collect();
+    let ours = pictures.iter().filter(|p| **p == frame).count();
+    // The picture itself, then again at each refresh (the board would fall back otherwise).
+    assert!(ours >= 3, "{ours} of {} blocks", pictures.len());
+    assert_eq!(pictures.last(), Some(&frame));
+    assert!(display.counters().frames >= 3);
+
+    // Dropped (the display left the site): a last black picture, and the task ends.
+    drop(display);
+    let mut tail = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < deadline && !task.handle.is_finished() {
+        if let Ok(Ok(n)) =
+            tokio::time::timeout(Duration::from_millis(100), master.read(&mut buf)).await
+        {
+            tail.extend_from_slice(&buf[..n]);
+        }
+    }
+    if let Ok(Ok(n)) = tokio::time::timeout(Duration::from_millis(200), master.read(&mut buf)).await
+    {
+        tail.extend_from_slice(&buf[..n]);
+    }
+    assert!(task.handle.is_finished(), "the port's task ends");
+    let last = tpm2::decode(&tail)
+        .into_iter()
+        .rfind(|b| b.kind == tpm2::TYPE_DATA)
+        .map(|b| frame_from_leds(&b.data, 32, 8, &wiring));
+    assert_eq!(last, Some(Frame::new(32, 8, PixelFormat::Rgb888)));
+}
