@@ -189,6 +189,17 @@ pub enum Command {
         #[arg(long, value_name = "PATH")]
         db: Option<PathBuf>,
     },
+    /// Take an item off every board at once through the running daemon (or put it back).
+    Withdraw {
+        #[arg(value_name = "ITEM")]
+        item: String,
+        #[arg(long)]
+        restore: bool,
+        #[arg(long, value_name = "TEXT", conflicts_with = "restore")]
+        reason: Option<String>,
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
+    },
     /// SMS bulletins.
     Sms {
         #[command(subcommand)]
@@ -454,6 +465,19 @@ pub fn run(args: &Args, lang: Lang) -> Exit {
                 csv: *csv,
                 db: db.clone(),
             },
+            lang,
+        ),
+        Command::Withdraw {
+            item,
+            restore,
+            reason,
+            url,
+        } => daemon::withdraw(
+            &args.site,
+            item,
+            *restore,
+            reason.as_deref(),
+            url.as_deref(),
             lang,
         ),
         Command::Sms { command } => match command {

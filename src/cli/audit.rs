@@ -176,6 +176,8 @@ fn kind_text(kind: &AuditKind, lang: Lang) -> String {
         AuditKind::Bulletin { .. } => "audit.kind.bulletin",
         AuditKind::Action(Action::InterruptAdded) => "audit.kind.interrupt_added",
         AuditKind::Action(Action::InterruptEnded) => "audit.kind.interrupt_ended",
+        AuditKind::Action(Action::ItemWithdrawn) => "audit.kind.item_withdrawn",
+        AuditKind::Action(Action::ItemRestored) => "audit.kind.item_restored",
     };
     tr(lang, key, &[])
 }

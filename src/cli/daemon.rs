@@ -138,8 +138,97 @@ fn admin(site: &Path, url: Option<&str>, lang: Lang) -> Result<(String, Option<S
     Ok((format!("http://{host}:{}", addr.port()), token))
 }
 
+/// A request to the admin API: method, path below the base, JSON body.
+struct AdminRequest {
+    method: reqwest::Method,
+    path: String,
+    body: Option<serde_json::Value>,
+}
+
+/// The operator's name for the audit: `$USER`, plain ASCII (it travels in a URL).
+fn operator() -> String {
+    std::env::var("USER")
+        .unwrap_or_default()
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .collect()
+}
+
 pub fn interrupt(site: &Path, options: &InterruptOptions, lang: Lang) -> Exit {
-    let (base, token) = match admin(site, options.url.as_deref(), lang) {
+    let request = if options.list {
+        AdminRequest {
+            method: reqwest::Method::GET,
+            path: "/api/interrupts".into(),
+            body: None,
+        }
+    } else if let Some(id) = &options.end {
+        AdminRequest {
+            method: reqwest::Method::DELETE,
+            path: format!("/api/interrupt/{id}?by={}", operator()),
+            body: None,
+        }
+    } else {
+        let Some(text) = &options.text else {
+            eprintln!("{}", tr(lang, "daemon.interrupt_needs_text", &[]));
+            return Exit::Usage;
+        };
+        AdminRequest {
+            method: reqwest::Method::POST,
+            path: "/api/interrupt".into(),
+            body: Some(serde_json::json!({
+                "text": text,
+                "displays": options.displays,
+                "duration": options.duration,
+                "sms": options.sms,
+                "by": operator(),
+            })),
+        }
+    };
+    let done = options
+        .end
+        .as_ref()
+        .map(|id| tr(lang, "daemon.interrupt_ended", &[("id", id)]));
+    call_admin(site, options.url.as_deref(), request, done, lang)
+}
+
+/// `gongkai withdraw ITEM` / `--restore`.
+pub fn withdraw(
+    site: &Path,
+    item: &str,
+    restore: bool,
+    reason: Option<&str>,
+    url: Option<&str>,
+    lang: Lang,
+) -> Exit {
+    let request = if restore {
+        AdminRequest {
+            method: reqwest::Method::DELETE,
+            path: format!("/api/withdraw/{item}?by={}", operator()),
+            body: None,
+        }
+    } else {
+        AdminRequest {
+            method: reqwest::Method::POST,
+            path: "/api/withdraw".into(),
+            body: Some(serde_json::json!({
+                "item": item,
+                "by": operator(),
+                "reason": reason.unwrap_or_default(),
+            })),
+        }
+    };
+    call_admin(site, url, request, None, lang)
+}
+
+/// Sends `request` to the running daemon and prints its answer (or `done` when it has none).
+fn call_admin(
+    site: &Path,
+    url: Option<&str>,
+    request: AdminRequest,
+    done: Option<String>,
+    lang: Lang,
+) -> Exit {
+    let (base, token) = match admin(site, url, lang) {
         Ok(found) => found,
         Err(exit) => return exit,
     };
@@ -157,87 +246,47 @@ pub fn interrupt(site: &Path, options: &InterruptOptions, lang: Lang) -> Exit {
             return Exit::Failed;
         }
     };
-    runtime.block_on(interrupt_async(&base, token.as_deref(), options, lang))
-}
-
-async fn interrupt_async(
-    base: &str,
-    token: Option<&str>,
-    options: &InterruptOptions,
-    lang: Lang,
-) -> Exit {
-    crate::install_crypto_provider();
-    let client = match reqwest::Client::builder()
-        .timeout(std::time::Duration::from_secs(10))
-        .build()
-    {
-        Ok(client) => client,
-        Err(e) => {
-            let reason = e.to_string();
+    runtime.block_on(async {
+        let unreachable = |reason: String| {
             eprintln!(
                 "{}",
                 tr(
                     lang,
                     "daemon.unreachable",
-                    &[("url", base), ("reason", &reason)]
+                    &[("url", &base), ("reason", &reason)]
                 )
             );
-            return Exit::Failed;
-        }
-    };
-    let with_token = |r: reqwest::RequestBuilder| match token {
-        Some(t) => r.bearer_auth(t),
-        None => r,
-    };
-    let request = if options.list {
-        client.get(format!("{base}/api/interrupts"))
-    } else if let Some(id) = &options.end {
-        // `by` is for the audit; the user name is plain ASCII or left out.
-        let by: String = std::env::var("USER")
-            .unwrap_or_default()
-            .chars()
-            .filter(char::is_ascii_alphanumeric)
-            .collect();
-        with_token(client.delete(format!("{base}/api/interrupt/{id}?by={by}")))
-    } else {
-        let Some(text) = &options.text else {
-            eprintln!("{}", tr(lang, "daemon.interrupt_needs_text", &[]));
-            return Exit::Usage;
+            Exit::Failed
         };
-        let body = serde_json::json!({
-            "text": text,
-            "displays": options.displays,
-            "duration": options.duration,
-            "sms": options.sms,
-            "by": std::env::var("USER").ok(),
-        });
-        with_token(client.post(format!("{base}/api/interrupt")).json(&body))
-    };
-    let response = match request.send().await {
-        Ok(response) => response,
-        Err(e) => {
-            let reason = e.to_string();
-            eprintln!(
-                "{}",
-                tr(
-                    lang,
-                    "daemon.unreachable",
-                    &[("url", base), ("reason", &reason)]
-                )
-            );
-            return Exit::Failed;
+        crate::install_crypto_provider();
+        let client = match reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(10))
+            .build()
+        {
+            Ok(client) => client,
+            Err(e) => return unreachable(e.to_string()),
+        };
+        let mut builder = client.request(request.method, format!("{base}{}", request.path));
+        if let Some(token) = &token {
+            builder = builder.bearer_auth(token);
         }
-    };
-    let status = response.status();
-    let text = response.text().await.unwrap_or_default();
-    if status.is_success() {
-        if !text.is_empty() {
-            println!("{text}");
-        } else if let Some(id) = &options.end {
-            println!("{}", tr(lang, "daemon.interrupt_ended", &[("id", id)]));
+        if let Some(body) = &request.body {
+            builder = builder.json(body);
         }
-        Exit::Ok
-    } else {
+        let response = match builder.send().await {
+            Ok(response) => response,
+            Err(e) => return unreachable(e.to_string()),
+        };
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        if status.is_success() {
+            match (text.is_empty(), done) {
+                (false, _) => println!("{text}"),
+                (true, Some(done)) => println!("{done}"),
+                (true, None) => {}
+            }
+            return Exit::Ok;
+        }
         let code = status.as_u16().to_string();
         eprintln!(
             "{}",
@@ -252,5 +301,5 @@ async fn interrupt_async(
         } else {
             Exit::Failed
         }
-    }
+    })
 }

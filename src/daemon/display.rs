@@ -237,10 +237,24 @@ pub async fn run(
                             &mut powered_off,
                         )
                         .await;
-                        let (program, error) = match delivered {
+                        let (program, mut error) = match delivered {
                             Ok(program) => (program, None),
                             Err(e) => (false, Some(e.to_string())),
                         };
+                        // A frame-fed board gets its first frame before the status says what
+                        // it shows, so the two never disagree.
+                        let mut sent = None;
+                        if !program && !powered_off {
+                            let elapsed = (now_utc - origin).to_std().unwrap_or_default();
+                            if let Some(frame) = pic.frame_at(elapsed) {
+                                let valid = valid_for(now_utc, next_change, pic.moves());
+                                match link.show(&frame, valid).await {
+                                    Ok(_) => sent = Some(frame),
+                                    Err(LinkError::Unsupported) => {}
+                                    Err(e) => error = Some(e.to_string()),
+                                }
+                            }
+                        }
                         let step = step_for(model, idx, &pic);
                         let pic = Arc::new(pic);
                         let changed_key = showing.as_ref().is_none_or(|s| s.key != key);
@@ -269,7 +283,7 @@ pub async fn run(
                             program,
                             step,
                             minute: with_time.then_some(minute),
-                            sent: None,
+                            sent,
                         });
                     } else if let Some(s) = showing.as_mut() {
                         s.minute = with_time.then_some(minute);

@@ -46,6 +46,9 @@ pub fn admin_router(shared: Arc<Shared>) -> axum::Router {
         .route("/api/interrupts", get(interrupts))
         .route("/api/interrupt", post(add_interrupt))
         .route("/api/interrupt/{id}", delete(end_interrupt))
+        .route("/api/withdrawn", get(withdrawn))
+        .route("/api/withdraw", post(withdraw))
+        .route("/api/withdraw/{item}", delete(restore))
         .with_state(shared)
 }
 
@@ -505,6 +508,101 @@ async fn end_interrupt(
         Ok(false) => (
             StatusCode::NOT_FOUND,
             Json(serde_json::json!({ "error": format!("no interrupt `{id}` in force") })),
+        )
+            .into_response(),
+        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "stopping").into_response(),
+    }
+}
+
+async fn withdrawn(State(shared): State<Arc<Shared>>) -> Json<Vec<String>> {
+    Json(
+        shared
+            .withdrawn
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .cloned()
+            .collect(),
+    )
+}
+
+/// `POST /api/withdraw`.
+#[derive(Debug, serde::Deserialize)]
+pub struct WithdrawRequest {
+    pub item: String,
+    #[serde(default)]
+    pub by: Option<String>,
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// The kill switch: the item leaves every board now, and stays off (across restarts and
+/// reloads) until restored.
+async fn withdraw(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Json(request): Json<WithdrawRequest>,
+) -> Response {
+    if let Err(refused) = authorize(&shared, &headers) {
+        return *refused;
+    }
+    // The running site before withdrawals is not at hand here: an item is known if the
+    // running site has it or it is withdrawn already.
+    let known = shared.model().item(&request.item).is_some()
+        || shared
+            .withdrawn
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains(&request.item);
+    if !known {
+        return bad_request(format!("no item `{}` in the site", request.item));
+    }
+    let (tx, rx) = oneshot::channel();
+    let control = Control::Withdraw {
+        item: request.item.clone(),
+        by: request.by.clone().unwrap_or_default(),
+        reason: request.reason.clone().unwrap_or_default(),
+        reply: tx,
+    };
+    changed_answer(&shared, control, rx, &request.item).await
+}
+
+async fn restore(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Path(item): Path<String>,
+    Query(query): Query<EndQuery>,
+) -> Response {
+    if let Err(refused) = authorize(&shared, &headers) {
+        return *refused;
+    }
+    let (tx, rx) = oneshot::channel();
+    let control = Control::Restore {
+        item: item.clone(),
+        by: query.by.clone().unwrap_or_default(),
+        reply: tx,
+    };
+    changed_answer(&shared, control, rx, &item).await
+}
+
+/// Sends `control` and answers: 200 with whether anything changed, 500 when the database
+/// refused (nothing changed then).
+async fn changed_answer(
+    shared: &Shared,
+    control: Control,
+    rx: oneshot::Receiver<Result<bool, String>>,
+    item: &str,
+) -> Response {
+    if shared.control.send(control).await.is_err() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "stopping").into_response();
+    }
+    match rx.await {
+        Ok(Ok(changed)) => {
+            Json(serde_json::json!({ "item": item, "changed": changed })).into_response()
+        }
+        Ok(Err(why)) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Json(serde_json::json!({ "error": why })),
         )
             .into_response(),
         Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "stopping").into_response(),

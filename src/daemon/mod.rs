@@ -150,6 +150,19 @@ pub enum Control {
     AddNotice(Notice, oneshot::Sender<Result<(), String>>),
     /// The notice's id and who ends it.
     EndNotice(String, String, oneshot::Sender<bool>),
+    /// Takes an item off every board (the kill switch): the item, who, why.
+    Withdraw {
+        item: String,
+        by: String,
+        reason: String,
+        reply: oneshot::Sender<Result<bool, String>>,
+    },
+    /// Lets a withdrawn item be shown again.
+    Restore {
+        item: String,
+        by: String,
+        reply: oneshot::Sender<Result<bool, String>>,
+    },
 }
 
 /// State shared between the supervisor and the admin listener.
@@ -159,6 +172,8 @@ pub struct Shared {
     pub displays: RwLock<BTreeMap<String, DisplayView>>,
     pub reload: Mutex<ReloadState>,
     pub notices: Mutex<Vec<Notice>>,
+    /// Items taken off every board until restored.
+    pub withdrawn: Mutex<std::collections::BTreeSet<String>>,
     /// A display id each time its status changes.
     pub events: broadcast::Sender<String>,
     pub control: mpsc::Sender<Control>,
@@ -196,8 +211,10 @@ struct Supervisor {
     running: HashMap<String, Running>,
     fonts: HashMap<String, Arc<Mutex<FontChain>>>,
     audit: mpsc::UnboundedSender<audit::AuditEvent>,
-    /// Interrupts live here, so a restart recomputes the same timeline.
+    /// Interrupts and withdrawals live here, so a restart recomputes the same timeline.
     store: Arc<Store>,
+    /// The site as loaded, before withdrawn items are taken out.
+    loaded: Arc<Model>,
 }
 
 /// Runs the daemon until SIGTERM or SIGINT. Must be called inside a tokio runtime.
@@ -256,6 +273,7 @@ pub async fn run(options: Options, store: Arc<Store>) -> Result<(), StartError> 
             ..ReloadState::default()
         }),
         notices: Mutex::new(Vec::new()),
+        withdrawn: Mutex::default(),
         events,
         control: control_tx,
         token,
@@ -277,8 +295,10 @@ pub async fn run(options: Options, store: Arc<Store>) -> Result<(), StartError> 
         fonts: HashMap::new(),
         audit: audit_tx,
         store,
+        loaded: model.clone(),
     };
     supervisor.load_notices().await;
+    supervisor.load_withdrawn().await;
     supervisor.apply(model).await;
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
@@ -403,6 +423,15 @@ fn watch_site(
     Some(watcher)
 }
 
+/// `model` without the items named in `withdrawn`.
+fn without_items(model: &Model, withdrawn: &std::collections::BTreeSet<String>) -> Model {
+    let mut model = model.clone();
+    for playlist in &mut model.playlists {
+        playlist.items.retain(|item| !withdrawn.contains(&item.id));
+    }
+    model
+}
+
 /// What a display's content depends on, hashed: when it differs after a reload, the display
 /// recomputes (and sends only if its picture changed).
 fn fingerprint(model: &Model, idx: DisplayIdx) -> u64 {
@@ -445,8 +474,25 @@ impl Supervisor {
             .clone()
     }
 
+    /// Runs `loaded` (a site as read), without the items withdrawn.
+    async fn apply(&mut self, loaded: Arc<Model>) {
+        self.loaded = loaded.clone();
+        let withdrawn = self
+            .shared
+            .withdrawn
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        let model = if withdrawn.is_empty() {
+            loaded
+        } else {
+            Arc::new(without_items(&loaded, &withdrawn))
+        };
+        self.apply_model(model).await;
+    }
+
     /// Starts, updates, relinks and withdraws display tasks so that they run `model`.
-    async fn apply(&mut self, model: Arc<Model>) {
+    async fn apply_model(&mut self, model: Arc<Model>) {
         let keys = link_keys(&model);
         let interrupts = self.notices_for(&model);
         // Displays that stay, by id, with what changed.
@@ -666,6 +712,19 @@ impl Supervisor {
                 self.push_interrupts();
                 let _ = reply.send(saved);
             }
+            Control::Withdraw {
+                item,
+                by,
+                reason,
+                reply,
+            } => {
+                let result = self.set_withdrawn(item, by, Some(reason)).await;
+                let _ = reply.send(result);
+            }
+            Control::Restore { item, by, reply } => {
+                let result = self.set_withdrawn(item, by, None).await;
+                let _ = reply.send(result);
+            }
             Control::EndNotice(id, by, reply) => {
                 let found = {
                     let mut notices = self
@@ -722,6 +781,62 @@ impl Supervisor {
                 }));
             }
         }
+    }
+
+    /// The withdrawn items, from the store: a restart keeps them off the boards.
+    async fn load_withdrawn(&mut self) {
+        let store = self.store.clone();
+        match tokio::task::spawn_blocking(move || store.withdrawn()).await {
+            Ok(Ok(items)) => {
+                if !items.is_empty() {
+                    tracing::info!(items = ?items, "withdrawn items stay off the boards");
+                }
+                *self
+                    .shared
+                    .withdrawn
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) =
+                    items.into_iter().collect();
+            }
+            result => tracing::error!(?result, "reading the withdrawn items"),
+        }
+    }
+
+    /// Withdraws or restores `item`, then runs the site again without what is withdrawn.
+    async fn set_withdrawn(
+        &mut self,
+        item: String,
+        by: String,
+        withdraw: Option<String>,
+    ) -> Result<bool, String> {
+        let store = self.store.clone();
+        let (subject, who) = (item.clone(), by.clone());
+        let changed = tokio::task::spawn_blocking(move || match &withdraw {
+            Some(reason) => store.withdraw(&subject, Utc::now(), &who, reason),
+            None => store.restore(&subject, Utc::now(), &who),
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+        if changed {
+            {
+                let mut withdrawn = self
+                    .shared
+                    .withdrawn
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                if withdrawn.contains(&item) {
+                    withdrawn.remove(&item);
+                    tracing::info!(item = %item, by = %by, "restored");
+                } else {
+                    withdrawn.insert(item.clone());
+                    tracing::warn!(item = %item, by = %by, "withdrawn from every board");
+                }
+            }
+            let loaded = self.loaded.clone();
+            self.apply(loaded).await;
+        }
+        Ok(changed)
     }
 
     /// The interrupts still in force, from the store: a restart shows what was interrupted.

@@ -198,6 +198,8 @@ impl StoredInterrupt {
 pub enum Action {
     InterruptAdded,
     InterruptEnded,
+    ItemWithdrawn,
+    ItemRestored,
 }
 
 impl Action {
@@ -206,13 +208,20 @@ impl Action {
         match self {
             Action::InterruptAdded => "interrupt-added",
             Action::InterruptEnded => "interrupt-ended",
+            Action::ItemWithdrawn => "item-withdrawn",
+            Action::ItemRestored => "item-restored",
         }
     }
 
     fn from_code(code: &str) -> Option<Action> {
-        [Action::InterruptAdded, Action::InterruptEnded]
-            .into_iter()
-            .find(|a| a.code() == code)
+        [
+            Action::InterruptAdded,
+            Action::InterruptEnded,
+            Action::ItemWithdrawn,
+            Action::ItemRestored,
+        ]
+        .into_iter()
+        .find(|a| a.code() == code)
     }
 }
 
@@ -616,6 +625,54 @@ impl Store {
             });
         }
         Ok(out)
+    }
+}
+
+impl Store {
+    /// Takes `item` off every board: recorded until [`Store::restore`], and in the audit.
+    /// `false` when it was withdrawn already.
+    pub fn withdraw(
+        &self,
+        item: &str,
+        at: DateTime<Utc>,
+        by: &str,
+        reason: &str,
+    ) -> Result<bool, StoreError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let added = tx.execute(
+            "INSERT OR IGNORE INTO withdrawal (item, at_ms, by, reason) VALUES (?1, ?2, ?3, ?4)",
+            params![item, at.timestamp_millis(), by, reason],
+        )?;
+        if added == 0 {
+            return Ok(false);
+        }
+        record_action(&tx, at, Action::ItemWithdrawn, item, by, reason)?;
+        tx.commit()?;
+        Ok(true)
+    }
+
+    /// Lets `item` be shown again. `false` when it was not withdrawn.
+    pub fn restore(&self, item: &str, at: DateTime<Utc>, by: &str) -> Result<bool, StoreError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let removed = tx.execute("DELETE FROM withdrawal WHERE item = ?1", params![item])?;
+        if removed == 0 {
+            return Ok(false);
+        }
+        record_action(&tx, at, Action::ItemRestored, item, by, "")?;
+        tx.commit()?;
+        Ok(true)
+    }
+
+    /// The items withdrawn now, sorted.
+    pub fn withdrawn(&self) -> Result<Vec<String>, StoreError> {
+        let conn = self.lock();
+        let mut query = conn.prepare("SELECT item FROM withdrawal ORDER BY item")?;
+        let items = query
+            .query_map([], |row| row.get(0))?
+            .collect::<Result<Vec<String>, _>>()?;
+        Ok(items)
     }
 }
 

@@ -18,7 +18,7 @@ pub const APPLICATION_ID: i32 = 0x676B_6169;
 pub type Step = fn(&Transaction<'_>) -> rusqlite::Result<()>;
 
 /// Every step, in order. `STEPS.len()` is the current version.
-pub const STEPS: &[Step] = &[v1];
+pub const STEPS: &[Step] = &[v1, v2];
 
 /// The schema version this build reads and writes.
 pub const VERSION: u32 = STEPS.len() as u32;
@@ -113,6 +113,20 @@ fn v1(tx: &Transaction<'_>) -> rusqlite::Result<()> {
         ",
     )?;
     tx.pragma_update(None, "application_id", APPLICATION_ID)
+}
+
+/// Version 2: items withdrawn from every board (the kill switch), until restored.
+fn v2(tx: &Transaction<'_>) -> rusqlite::Result<()> {
+    tx.execute_batch(
+        "
+        CREATE TABLE withdrawal (
+            item   TEXT    PRIMARY KEY,
+            at_ms  INTEGER NOT NULL,
+            by     TEXT    NOT NULL,
+            reason TEXT    NOT NULL
+        ) WITHOUT ROWID;
+        ",
+    )
 }
 
 /// The version written in the file.

@@ -805,3 +805,113 @@ async fn kill_9_during_writes_and_reloads_leaves_a_sound_database() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_withdrawn_item_leaves_every_board_at_once_and_stays_off_across_a_restart() {
+    let admin = free_port();
+    let fixture = Fixture::empty();
+    fixture
+        .write(
+            "gongkai.yaml",
+            format!(
+                "site: 测试县政务公开\ntimezone: Asia/Shanghai\nsimulate: true\nadmin: {{ listen: 127.0.0.1:{admin}, token_env: GONGKAI_TEST_ADMIN_TOKEN }}\ndisplays:\n  - id: hall\n    profile: strip\n    link: {{ simulated: true }}\n  - id: town\n    profile: strip\n    link: {{ simulated: true }}\n"
+            ),
+        )
+        .write("hw-profiles/strip.yaml", PROFILE)
+        // One item only: withdrawn, the boards have nothing left but the idle screen.
+        .write(
+            "playlists/main.yaml",
+            "id: main\ntargets: [hall, town]\nitems:\n  - { id: wrong-notice, title: 错误公告, category: 其他 }\n",
+        );
+    let base = format!("http://127.0.0.1:{admin}");
+    let daemon = Daemon::start(fixture.path());
+    let kinds = |displays: &serde_json::Value| -> Vec<String> {
+        displays
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|d| d["current"]["kind"].as_str().unwrap_or("").to_owned())
+            .collect()
+    };
+    assert_eq!(
+        kinds(&wait_for_every_display(&base, 2, &daemon).await),
+        ["item", "item"]
+    );
+
+    // The operator's command, as a clerk would type it.
+    let started = Instant::now();
+    let output = Command::new(env!("CARGO_BIN_EXE_gongkai"))
+        .args(["withdraw", "wrong-notice", "--reason", "内容有误", "--site"])
+        .arg(fixture.path())
+        .env("GONGKAI_TEST_ADMIN_TOKEN", TOKEN)
+        .output()
+        .expect("gongkai withdraw runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while kinds(&get_json(&base, "/api/displays").await) != ["idle", "idle"] {
+        assert!(Instant::now() < deadline, "still shown:\n{}", daemon.log());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    eprintln!(
+        "off every board {:?} after the command started",
+        started.elapsed()
+    );
+    // Not in the plan either, and an unknown item is refused.
+    let plan = get_json(&base, "/api/plan?display=hall").await;
+    assert!(!plan.to_string().contains("wrong-notice"), "{plan}");
+    let unknown = client()
+        .post(format!("{base}/api/withdraw"))
+        .bearer_auth(TOKEN)
+        .json(&serde_json::json!({ "item": "no-such-item" }))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(unknown.status(), reqwest::StatusCode::BAD_REQUEST);
+    assert!(daemon.terminate(Duration::from_secs(5)).await.success());
+
+    // A restart (and a reload) keeps it off.
+    let daemon = Daemon::start(fixture.path());
+    assert_eq!(
+        kinds(&wait_for_every_display(&base, 2, &daemon).await),
+        ["idle", "idle"]
+    );
+    assert_eq!(
+        get_json(&base, "/api/withdrawn").await,
+        serde_json::json!(["wrong-notice"])
+    );
+
+    // Restored: back on the boards; both actions are in the audit.
+    let restored = client()
+        .delete(format!("{base}/api/withdraw/wrong-notice?by=tester"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("answers");
+    assert!(restored.status().is_success());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while kinds(&get_json(&base, "/api/displays").await) != ["item", "item"] {
+        assert!(Instant::now() < deadline, "not back:\n{}", daemon.log());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(daemon.terminate(Duration::from_secs(5)).await.success());
+    let store = gongkai::store::Store::open_read_only(&fixture.path().join("var/gongkai.db"))
+        .expect("the database");
+    let actions: Vec<&'static str> = store
+        .audit(
+            chrono::Utc::now() - chrono::Duration::hours(1),
+            chrono::Utc::now(),
+            None,
+        )
+        .expect("audit")
+        .iter()
+        .filter_map(|r| match r.kind {
+            gongkai::store::AuditKind::Action(a) => Some(a.code()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(actions, ["item-withdrawn", "item-restored"]);
+}
