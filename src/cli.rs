@@ -156,6 +156,8 @@ pub enum Command {
         dir: Option<PathBuf>,
         #[arg(long, value_name = "FILE")]
         db: Option<PathBuf>,
+        #[arg(long, value_name = "FILE")]
+        ledger: Option<PathBuf>,
         #[arg(long, value_name = "FORMAT", value_parser = ["text", "json"], default_value = "text")]
         log_format: String,
     },
@@ -218,6 +220,47 @@ pub enum SmsCommand {
     Preview {
         #[arg(value_name = "ITEM")]
         item: String,
+    },
+    /// Send an item's bulletin to its subscribers.
+    Send {
+        #[arg(value_name = "ITEM")]
+        item: String,
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long)]
+        urgent: bool,
+        #[arg(long = "group", value_name = "GROUP")]
+        group: Vec<String>,
+        #[arg(long, value_name = "FILE")]
+        ledger: Option<PathBuf>,
+    },
+    /// Where an item's bulletin stands.
+    Status {
+        #[arg(value_name = "BULLETIN")]
+        bulletin: String,
+        #[arg(long, value_name = "FILE")]
+        ledger: Option<PathBuf>,
+        #[arg(long)]
+        show_numbers: bool,
+        #[arg(
+            long,
+            value_name = "N",
+            default_value_t = 50,
+            hide_default_value = true
+        )]
+        limit: usize,
+    },
+    /// Import subscribers from a CSV file.
+    Import {
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        #[arg(long, value_name = "FILE")]
+        ledger: Option<PathBuf>,
+    },
+    /// Ask the gateways about deliveries in doubt.
+    Reconcile {
+        #[arg(long, value_name = "FILE")]
+        ledger: Option<PathBuf>,
     },
 }
 
@@ -418,10 +461,12 @@ pub fn run(args: &Args, lang: Lang) -> Exit {
         Command::Run {
             dir,
             db,
+            ledger,
             log_format,
         } => daemon::run(
             dir.as_deref().unwrap_or(&args.site),
             db.clone(),
+            ledger.clone(),
             if log_format == "json" {
                 daemon::LogFormat::Json
             } else {
@@ -483,6 +528,40 @@ pub fn run(args: &Args, lang: Lang) -> Exit {
         Command::Sms { command } => match command {
             SmsCommand::Segments { text } => sms::segments(text, lang),
             SmsCommand::Preview { item } => sms::preview(&args.site, item, lang),
+            SmsCommand::Send {
+                item,
+                dry_run,
+                urgent,
+                group,
+                ledger,
+            } => sms::send(
+                &args.site,
+                &sms::SendArgs {
+                    item: item.clone(),
+                    dry_run: *dry_run,
+                    urgent: *urgent,
+                    groups: group.clone(),
+                    ledger: ledger.clone(),
+                },
+                lang,
+            ),
+            SmsCommand::Status {
+                bulletin,
+                ledger,
+                show_numbers,
+                limit,
+            } => sms::status(
+                &args.site,
+                bulletin,
+                ledger.as_deref(),
+                *show_numbers,
+                *limit,
+                lang,
+            ),
+            SmsCommand::Import { file, ledger } => {
+                sms::import(&args.site, file, ledger.as_deref(), lang)
+            }
+            SmsCommand::Reconcile { ledger } => sms::reconcile(&args.site, ledger.as_deref(), lang),
         },
     }
 }

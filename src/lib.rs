@@ -14,6 +14,7 @@ pub mod durations;
 pub mod emulator;
 pub mod font;
 pub mod i18n;
+pub mod kiosk;
 pub mod layout;
 pub mod link;
 pub mod preview;

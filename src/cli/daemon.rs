@@ -15,7 +15,13 @@ pub enum LogFormat {
     Json,
 }
 
-pub fn run(site: &Path, db: Option<PathBuf>, format: LogFormat, lang: Lang) -> Exit {
+pub fn run(
+    site: &Path,
+    db: Option<PathBuf>,
+    ledger: Option<PathBuf>,
+    format: LogFormat,
+    lang: Lang,
+) -> Exit {
     init_logs(format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -51,6 +57,7 @@ pub fn run(site: &Path, db: Option<PathBuf>, format: LogFormat, lang: Lang) -> E
     };
     let options = daemon::Options {
         site: site.to_path_buf(),
+        ledger: ledger.unwrap_or_else(|| site.join(crate::sms::ledger::DEFAULT_PATH)),
         lang,
     };
     match runtime.block_on(daemon::run(options, store)) {

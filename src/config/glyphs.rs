@@ -156,11 +156,25 @@ fn char_pos(field: &Pos, text: &str, index: usize) -> Pos {
     }
 }
 
-/// The font chain of a profile; BDF files are read from the site's `fonts/`.
+/// The font chain of a profile; BDF and TTF/OTF files are read from the site's `fonts/` (a
+/// scalable font at the profile's `font_size`, thresholded to 1-bit rows).
 pub fn load_chain(font: &FontRef, site_dir: &Path) -> Result<FontChain, String> {
     match font {
         FontRef::Builtin(builtin) => Ok(FontChain::builtin(*builtin)),
-        FontRef::File { path, size: None } => {
+        FontRef::File { path, size } => {
+            let extension = path.rsplit('.').next().unwrap_or("").to_ascii_lowercase();
+            if extension == "ttf" || extension == "otf" {
+                let Some(size) = size else {
+                    return Err(format!("{path}: a .ttf or .otf font needs font_size"));
+                };
+                let data =
+                    std::fs::read(site_dir.join(path)).map_err(|e| format!("{path}: {e}"))?;
+                let font = crate::font::scalable::ScalableFont::from_vec(path.clone(), data)
+                    .map_err(|e| format!("{path}: {e}"))?;
+                let bitmap = crate::font::scalable::BitmapAt::new(font, *size)
+                    .map_err(|e| format!("{path}: {e}"))?;
+                return Ok(FontChain::new(crate::font::Primary::Scalable(bitmap)));
+            }
             let text =
                 std::fs::read_to_string(site_dir.join(path)).map_err(|e| format!("{path}: {e}"))?;
             let table = crate::font::bdf::parse(&text).map_err(|e| format!("{path}: {e}"))?;
@@ -171,11 +185,5 @@ pub fn load_chain(font: &FontRef, site_dir: &Path) -> Result<FontChain, String> 
                 },
             )))
         }
-        FontRef::File {
-            path,
-            size: Some(_),
-        } => Err(format!(
-            "{path}: scalable fonts (.ttf, .otf) cannot be drawn yet"
-        )),
     }
 }

@@ -33,6 +33,8 @@ pub struct Inputs {
     pub interrupts: Arc<Vec<Interrupt>>,
     /// The profile's fonts, shared by every display of the profile.
     pub fonts: Arc<Mutex<FontChain>>,
+    /// A touchscreen's typeset glyphs (its pages are set like a document), shared likewise.
+    pub touch: Option<Arc<Mutex<crate::font::scalable::CoverageCache>>>,
 }
 
 /// How the task is told to end.
@@ -66,6 +68,8 @@ pub struct DisplayStatus {
     pub origin: Option<DateTime<Utc>>,
     #[serde(skip)]
     pub led_color: Option<crate::config::model::LedColor>,
+    /// A touchscreen: its picture is shown as it is, not in LED look.
+    pub touchscreen: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -207,12 +211,27 @@ pub async fn run(
             };
             let origin = slot.start.with_timezone(&Utc)
                 - chrono::Duration::from_std(offset).unwrap_or_default();
-            let rendered = {
-                let mut fonts = current
-                    .fonts
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                picture::render(model, idx, &slot.what, &current.interrupts, now, &mut fonts)
+            let rendered = match &current.touch {
+                Some(glyphs) => {
+                    let mut glyphs = glyphs
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    Ok(picture::render_touchscreen(
+                        model,
+                        idx,
+                        &slot.what,
+                        &current.interrupts,
+                        now,
+                        &mut glyphs,
+                    ))
+                }
+                None => {
+                    let mut fonts = current
+                        .fonts
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    picture::render(model, idx, &slot.what, &current.interrupts, now, &mut fonts)
+                }
             };
             match rendered {
                 Ok(pic) => {

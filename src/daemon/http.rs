@@ -46,10 +46,155 @@ pub fn admin_router(shared: Arc<Shared>) -> axum::Router {
         .route("/api/interrupts", get(interrupts))
         .route("/api/interrupt", post(add_interrupt))
         .route("/api/interrupt/{id}", delete(end_interrupt))
+        .route("/api/sms", get(sms_status))
         .route("/api/withdrawn", get(withdrawn))
         .route("/api/withdraw", post(withdraw))
         .route("/api/withdraw/{item}", delete(restore))
         .with_state(shared)
+}
+
+/// The public listener's routes: the kiosk page and its API (read-only).
+pub fn public_router(shared: Arc<Shared>) -> axum::Router {
+    let callbacks = axum::Router::new()
+        .route("/sms/{gateway}/report", post(sms_report).get(sms_report))
+        .route("/sms/{gateway}/reply", post(sms_reply).get(sms_reply))
+        .with_state(shared.clone());
+    crate::kiosk::web::router(Arc::new(KioskView(shared)))
+        .route("/healthz", get(healthz))
+        .merge(callbacks)
+}
+
+#[derive(serde::Deserialize)]
+struct CallbackQuery {
+    token: Option<String>,
+}
+
+/// A gateway's callback: its URL carries the public listener's token (`?token=`), which is
+/// how every provider lets a receiver tell its own callbacks from anyone's; the body (or the
+/// query, for gateways that call with GET, as Kannel does) is the provider's report.
+async fn callback(
+    shared: &Shared,
+    gateway: &str,
+    token: Option<&str>,
+    raw_query: Option<&str>,
+    body: &[u8],
+    reply: bool,
+) -> Response {
+    if let Some(expected) = &shared.public_token
+        && !constant_time_eq(token.unwrap_or("").as_bytes(), expected.expose().as_bytes())
+    {
+        return (StatusCode::UNAUTHORIZED, "a valid token is required\n").into_response();
+    }
+    let dispatcher = shared
+        .sms
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    let Some(dispatcher) = dispatcher else {
+        return (StatusCode::SERVICE_UNAVAILABLE, "the site sends no SMS\n").into_response();
+    };
+    let input: Vec<u8> = if body.is_empty() {
+        raw_query.unwrap_or("").as_bytes().to_vec()
+    } else {
+        body.to_vec()
+    };
+    let gateway = gateway.to_owned();
+    let result = tokio::task::spawn_blocking(move || {
+        if reply {
+            dispatcher
+                .reply(&gateway, &input)
+                .map(|opted| opted.len() as u64)
+        } else {
+            dispatcher.delivery_report(&gateway, &input)
+        }
+    })
+    .await;
+    match result {
+        // Providers only look at the status; the count is for people reading logs.
+        Ok(Ok(count)) => (StatusCode::OK, format!("ok {count}\n")).into_response(),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "SMS callback refused");
+            (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response()
+        }
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
+}
+
+async fn sms_report(
+    State(shared): State<Arc<Shared>>,
+    Path(gateway): Path<String>,
+    Query(query): Query<CallbackQuery>,
+    uri: axum::http::Uri,
+    body: axum::body::Bytes,
+) -> Response {
+    callback(
+        &shared,
+        &gateway,
+        query.token.as_deref(),
+        uri.query(),
+        &body,
+        false,
+    )
+    .await
+}
+
+async fn sms_reply(
+    State(shared): State<Arc<Shared>>,
+    Path(gateway): Path<String>,
+    Query(query): Query<CallbackQuery>,
+    uri: axum::http::Uri,
+    body: axum::body::Bytes,
+) -> Response {
+    callback(
+        &shared,
+        &gateway,
+        query.token.as_deref(),
+        uri.query(),
+        &body,
+        true,
+    )
+    .await
+}
+
+/// `GET /api/sms`: the ledger's rows by state, and the SMS side's own state.
+async fn sms_status(State(shared): State<Arc<Shared>>) -> Response {
+    let status = shared
+        .sms_status
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    let dispatcher = shared
+        .sms
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    let counts = match dispatcher {
+        Some(d) => match tokio::task::spawn_blocking(move || d.status(None)).await {
+            Ok(Ok(c)) => Some(serde_json::json!({
+                "queued": c.queued,
+                "sending": c.sending,
+                "sent": c.sent,
+                "failed": c.failed,
+                "unknown": c.unknown,
+            })),
+            _ => None,
+        },
+        None => None,
+    };
+    Json(serde_json::json!({ "side": status, "deliveries": counts })).into_response()
+}
+
+/// What the kiosk routes read: the running site (without withdrawn items) and the time.
+struct KioskView(Arc<Shared>);
+
+impl crate::kiosk::web::KioskSource for KioskView {
+    fn model(&self) -> Arc<crate::config::Model> {
+        self.0.model()
+    }
+
+    fn now(&self) -> chrono::DateTime<chrono_tz::Tz> {
+        Utc::now().with_timezone(&self.0.model().site.timezone)
+    }
 }
 
 async fn live_page() -> Html<&'static str> {
@@ -144,7 +289,21 @@ async fn frame_png(
             crate::config::model::PixelFormat::Mono,
         )
     });
-    // Big boards are drawn smaller, so a kiosk's picture stays a reasonable download.
+    if status.touchscreen {
+        // A touchscreen's page is a picture already: as it is.
+        return match tokio::task::block_in_place(|| crate::kiosk::render::encode_png(&frame)) {
+            Ok(png) => (
+                [
+                    (header::CONTENT_TYPE, HeaderValue::from_static("image/png")),
+                    (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+                ],
+                png,
+            )
+                .into_response(),
+            Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+        };
+    }
+    // Big boards are drawn smaller, so a picture stays a reasonable download.
     let default_scale = if frame.width > 400 { 1 } else { 4 };
     let look = LedLook {
         scale: query.scale.unwrap_or(default_scale).clamp(1, 8),

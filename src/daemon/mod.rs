@@ -18,6 +18,7 @@ pub mod display;
 pub mod http;
 pub mod links;
 pub mod picture;
+pub mod sms;
 
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{Hash, Hasher};
@@ -43,6 +44,8 @@ use links::{AnyLink, LinkProbe, Owners, link_keys};
 #[derive(Debug, Clone)]
 pub struct Options {
     pub site: PathBuf,
+    /// The SMS ledger (default `var/sms-ledger.sqlite` under the site).
+    pub ledger: PathBuf,
     /// Language of the diagnostics written to the log.
     pub lang: Lang,
 }
@@ -183,6 +186,11 @@ pub struct Shared {
     pub lang: Lang,
     /// From slot boundary to the link, every display.
     pub lateness: Arc<display::Lateness>,
+    /// The SMS dispatcher in use, if the site sends SMS.
+    pub sms: sms::SharedDispatcher,
+    pub sms_status: Arc<Mutex<sms::SmsStatus>>,
+    /// The public listener's token: gateways' callbacks must carry it (`?token=`).
+    pub public_token: Option<Secret>,
 }
 
 impl Shared {
@@ -210,11 +218,15 @@ struct Supervisor {
     owners: Owners,
     running: HashMap<String, Running>,
     fonts: HashMap<String, Arc<Mutex<FontChain>>>,
+    /// Touchscreens' typeset glyphs, by profile.
+    touch: HashMap<String, Arc<Mutex<crate::font::scalable::CoverageCache>>>,
     audit: mpsc::UnboundedSender<audit::AuditEvent>,
     /// Interrupts and withdrawals live here, so a restart recomputes the same timeline.
     store: Arc<Store>,
     /// The site as loaded, before withdrawn items are taken out.
     loaded: Arc<Model>,
+    /// The site the daemon runs, for the SMS side.
+    running_site: watch::Sender<Arc<Model>>,
 }
 
 /// Runs the daemon until SIGTERM or SIGINT. Must be called inside a tokio runtime.
@@ -240,15 +252,16 @@ pub async fn run(options: Options, store: Arc<Store>) -> Result<(), StartError> 
             loaded.report.render(options.lang)
         );
     }
-    if let Some(public) = &model.site.public {
-        tracing::warn!(
-            addr = %public.addr,
-            "the public listener (kiosk page, SMS gateway callbacks) is not served by this version"
-        );
-    }
     let model = Arc::new(model);
     let admin = model.site.admin.clone();
     let token = match &admin.token {
+        Some(source) => Some(
+            crate::sms::secret::load(source, &site_dir, |k| std::env::var(k).ok())
+                .map_err(|e| StartError::Token(e.to_string()))?,
+        ),
+        None => None,
+    };
+    let public_token = match model.site.public.as_ref().and_then(|p| p.token.as_ref()) {
         Some(source) => Some(
             crate::sms::secret::load(source, &site_dir, |k| std::env::var(k).ok())
                 .map_err(|e| StartError::Token(e.to_string()))?,
@@ -281,6 +294,9 @@ pub async fn run(options: Options, store: Arc<Store>) -> Result<(), StartError> 
         control_requests: AtomicU64::new(0),
         lang: options.lang,
         lateness: Arc::default(),
+        sms: Arc::default(),
+        sms_status: Arc::default(),
+        public_token,
     });
 
     let (audit_tx, audit_rx) = mpsc::unbounded_channel();
@@ -293,15 +309,26 @@ pub async fn run(options: Options, store: Arc<Store>) -> Result<(), StartError> 
         owners: Owners::default(),
         running: HashMap::new(),
         fonts: HashMap::new(),
+        touch: HashMap::new(),
         audit: audit_tx,
-        store,
+        store: store.clone(),
         loaded: model.clone(),
+        running_site: watch::Sender::new(model.clone()),
     };
     supervisor.load_notices().await;
     supervisor.load_withdrawn().await;
     supervisor.apply(model).await;
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let sms_task = tokio::spawn(sms::run(
+        supervisor.running_site.subscribe(),
+        site_dir.clone(),
+        options.ledger.clone(),
+        store.clone(),
+        shared.sms.clone(),
+        shared.sms_status.clone(),
+        shutdown_rx.clone(),
+    ));
     let server = {
         let router = http::admin_router(shared.clone());
         let mut rx = shutdown_rx.clone();
@@ -316,6 +343,32 @@ pub async fn run(options: Options, store: Arc<Store>) -> Result<(), StartError> 
                 tracing::error!(error = %e, "admin listener");
             }
         })
+    };
+    // The public listener: the kiosk page (read-only) and, with SMS, the gateways' callbacks.
+    let public_server = match shared.model().site.public.clone() {
+        Some(public) => {
+            let listener = tokio::net::TcpListener::bind(public.addr)
+                .await
+                .map_err(|source| StartError::Listen {
+                    addr: public.addr,
+                    source,
+                })?;
+            let router = http::public_router(shared.clone());
+            let mut rx = shutdown_rx.clone();
+            tracing::info!(public = %public.addr, "public listener: kiosk page at /kiosk/");
+            Some(tokio::spawn(async move {
+                let stop = async move {
+                    let _ = rx.wait_for(|s| *s).await;
+                };
+                if let Err(e) = axum::serve(listener, router)
+                    .with_graceful_shutdown(stop)
+                    .await
+                {
+                    tracing::error!(error = %e, "public listener");
+                }
+            }))
+        }
+        None => None,
     };
     tracing::info!(
         site = %shared.model().site.name,
@@ -352,6 +405,11 @@ pub async fn run(options: Options, store: Arc<Store>) -> Result<(), StartError> 
     let _ = shutdown_tx.send(true);
     supervisor.stop_all().await;
     let _ = tokio::time::timeout(Duration::from_secs(1), server).await;
+    // A send in progress finishes its call and records the outcome (the ledger is the queue).
+    let _ = tokio::time::timeout(Duration::from_secs(3), sms_task).await;
+    if let Some(public) = public_server {
+        let _ = tokio::time::timeout(Duration::from_secs(1), public).await;
+    }
     let Supervisor { owners, audit, .. } = supervisor;
     owners.finish(Duration::from_secs(2)).await;
     drop(audit);
@@ -491,6 +549,43 @@ impl Supervisor {
         self.apply_model(model).await;
     }
 
+    fn touch_for(
+        &mut self,
+        model: &Model,
+        idx: DisplayIdx,
+    ) -> Option<Arc<Mutex<crate::font::scalable::CoverageCache>>> {
+        let profile = model.profile_of(&model.displays[idx]);
+        if !picture::is_touchscreen(profile) {
+            return None;
+        }
+        let key = format!("{}|{:?}", profile.id, profile.font);
+        let site_dir = &self.shared.site_dir;
+        Some(
+            self.touch
+                .entry(key)
+                .or_insert_with(|| {
+                    Arc::new(Mutex::new(picture::touchscreen_glyphs(profile, site_dir)))
+                })
+                .clone(),
+        )
+    }
+
+    /// What a display's task computes from.
+    fn inputs(
+        &mut self,
+        model: &Arc<Model>,
+        idx: DisplayIdx,
+        interrupts: &Arc<Vec<Interrupt>>,
+    ) -> Arc<Inputs> {
+        Arc::new(Inputs {
+            model: model.clone(),
+            display: idx,
+            interrupts: interrupts.clone(),
+            fonts: self.fonts_for(model, idx),
+            touch: self.touch_for(model, idx),
+        })
+    }
+
     /// Starts, updates, relinks and withdraws display tasks so that they run `model`.
     async fn apply_model(&mut self, model: Arc<Model>) {
         let keys = link_keys(&model);
@@ -529,16 +624,11 @@ impl Supervisor {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .retain(|id, _| new_ids.contains_key(id.as_str()));
         for (id, idx) in update {
-            let fonts = self.fonts_for(&model, idx);
+            let inputs = self.inputs(&model, idx, &interrupts);
             if let Some(running) = self.running.get_mut(&id) {
                 running.idx = idx;
                 running.fingerprint = fingerprint(&model, idx);
-                running.inputs.send_replace(Arc::new(Inputs {
-                    model: model.clone(),
-                    display: idx,
-                    interrupts: interrupts.clone(),
-                    fonts,
-                }));
+                running.inputs.send_replace(inputs);
                 tracing::info!(display = %id, "updated");
             }
         }
@@ -563,6 +653,7 @@ impl Supervisor {
                 width: profile.width,
                 height: profile.height,
                 led_color: Some(profile.led_color),
+                touchscreen: picture::is_touchscreen(profile),
                 ..DisplayStatus::default()
             });
             let probe = link.probe(mqtt.as_ref());
@@ -577,12 +668,7 @@ impl Supervisor {
                         probe,
                     },
                 );
-            let inputs = watch::Sender::new(Arc::new(Inputs {
-                model: model.clone(),
-                display: idx,
-                interrupts: interrupts.clone(),
-                fonts: self.fonts_for(&model, idx),
-            }));
+            let inputs = watch::Sender::new(self.inputs(&model, idx, &interrupts));
             let stop = watch::Sender::new(Stop::Run);
             let join = tokio::spawn(display::run(
                 inputs.subscribe(),
@@ -609,7 +695,11 @@ impl Supervisor {
             .shared
             .model
             .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = model;
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = model.clone();
+        // Only a change of the site restarts the SMS side's dispatcher.
+        if !Arc::ptr_eq(&self.running_site.borrow(), &model) {
+            self.running_site.send_replace(model);
+        }
     }
 
     async fn stop_one(&mut self, id: &str, how: Stop) {
@@ -763,22 +853,15 @@ impl Supervisor {
     fn push_interrupts(&mut self) {
         let model = self.shared.model();
         let interrupts = self.notices_for(&model);
-        let fonts: Vec<(String, Arc<Mutex<FontChain>>)> = self
+        let displays: Vec<(String, DisplayIdx)> = self
             .running
             .iter()
             .map(|(id, r)| (id.clone(), r.idx))
-            .collect::<Vec<_>>()
-            .into_iter()
-            .map(|(id, idx)| (id, self.fonts_for(&model, idx)))
             .collect();
-        for (id, fonts) in fonts {
+        for (id, idx) in displays {
+            let inputs = self.inputs(&model, idx, &interrupts);
             if let Some(running) = self.running.get(&id) {
-                running.inputs.send_replace(Arc::new(Inputs {
-                    model: model.clone(),
-                    display: running.idx,
-                    interrupts: interrupts.clone(),
-                    fonts,
-                }));
+                running.inputs.send_replace(inputs);
             }
         }
     }

@@ -288,6 +288,122 @@ pub fn render(
     })
 }
 
+/// Whether `profile` is a touchscreen: full colour, fed pictures (PNG) rather than LED frames.
+/// Its pages are typeset like a document ([`crate::kiosk::render`]), not like an LED board.
+pub fn is_touchscreen(profile: &crate::config::model::Profile) -> bool {
+    profile.pixel == crate::config::model::PixelFormat::Rgb888
+        && profile.protocol == crate::config::model::Protocol::Png
+}
+
+/// The font a touchscreen's pages are set in: its profile's scalable font, else the shipped
+/// Noto Sans SC.
+pub fn touchscreen_glyphs(
+    profile: &crate::config::model::Profile,
+    site_dir: &std::path::Path,
+) -> crate::font::scalable::CoverageCache {
+    use crate::font::scalable::ScalableFont;
+    let font = match &profile.font {
+        crate::config::model::FontRef::File {
+            path,
+            size: Some(_),
+        } if path != crate::font::scalable::NOTO_SANS_SC_PATH => std::fs::read(site_dir.join(path))
+            .ok()
+            .and_then(|bytes| ScalableFont::from_vec(path.clone(), bytes).ok())
+            .unwrap_or_else(ScalableFont::noto_sans_sc),
+        _ => ScalableFont::noto_sans_sc(),
+    };
+    crate::font::scalable::CoverageCache::new(font)
+}
+
+/// What a touchscreen shows for `what`: an item typeset as pages, an interrupt or the idle
+/// screen as a page of their own.
+pub fn render_touchscreen(
+    model: &Model,
+    display: DisplayIdx,
+    what: &What,
+    interrupts: &[Interrupt],
+    at: DateTime<Tz>,
+    glyphs: &mut crate::font::scalable::CoverageCache,
+) -> Picture {
+    let Some(d) = model.displays.get(display) else {
+        return Picture::Dark;
+    };
+    let profile = model.profile_of(d);
+    let size = match &profile.font {
+        crate::config::model::FontRef::File { size, .. } => *size,
+        crate::config::model::FontRef::Builtin(_) => None,
+    };
+    let sizes = crate::kiosk::render::Sizes::new(profile.width, size);
+    let page = |item: &crate::config::model::Item, glyphs: &mut _| Picture::Pages {
+        frames: crate::kiosk::render::render(
+            item,
+            profile.width,
+            profile.height,
+            sizes,
+            &at,
+            glyphs,
+        ),
+        dwell: item.show.dwell,
+    };
+    match *what {
+        What::Off => Picture::Dark,
+        What::Item { playlist, item, .. } => model
+            .playlists
+            .get(playlist)
+            .and_then(|p| p.items.get(item))
+            .map_or(Picture::Dark, |item| page(item, glyphs)),
+        What::Interrupt(index) => match interrupts.get(index) {
+            Some(interrupt) => page(
+                &standalone_item(
+                    &interrupt.id,
+                    INTERRUPT_TITLE,
+                    &interrupt.text,
+                    INTERRUPT_DWELL,
+                ),
+                glyphs,
+            ),
+            None => Picture::Dark,
+        },
+        What::Idle => page(
+            &standalone_item(
+                "idle",
+                &model.site.name,
+                &idle_text(at),
+                Show::default().dwell,
+            ),
+            glyphs,
+        ),
+    }
+}
+
+/// An item that is not in a playlist (an interrupt, the idle screen), for the typesetter.
+fn standalone_item(
+    id: &str,
+    title: &str,
+    body: &str,
+    dwell: Duration,
+) -> crate::config::model::Item {
+    crate::config::model::Item {
+        id: id.to_owned(),
+        title: title.to_owned(),
+        body: body.to_owned(),
+        category: crate::config::model::Category::Other,
+        department: None,
+        valid: crate::config::model::Validity::default(),
+        show: Show {
+            dwell,
+            ..Show::default()
+        },
+        color: None,
+        channels: Vec::new(),
+        at_least_every: None,
+        line: 0,
+        id_at: (0, 0),
+        title_at: (0, 0, 0),
+        body_at: None,
+    }
+}
+
 /// Whether a picture shows the clock or the time of day, so it must be drawn again each minute.
 pub fn shows_time(model: &Model, display: DisplayIdx, what: &What) -> bool {
     match what {

@@ -2,7 +2,8 @@
 //!
 //! A display draws with a [`FontChain`]: its profile's font first (a built-in u8g2 GB2312 font,
 //! or a BDF file from the site's `fonts/`), then GNU Unifont for everything else in the Basic
-//! Multilingual Plane. Before falling back, a small substitution table maps characters the
+//! Multilingual Plane. A scalable font (TTF/OTF, [`scalable`]) takes part at the profile's
+//! `font_size`, thresholded to 1-bit rows; touchscreens draw it anti-aliased instead (`kiosk`). Before falling back, a small substitution table maps characters the
 //! GB2312 fonts lack to look-alikes they have (U+3000 → a blank hanzi cell, — → ─, · → ・), so
 //! common punctuation keeps the board's own style. A character no font has is drawn as a
 //! visible box. [`FontChain::resolve`] says which of these happened, so `validate` can warn
@@ -12,6 +13,7 @@
 //! touch frames (`raster` blits the rows). Loading a BDF file is the caller's I/O; parsing is here.
 
 pub mod bdf;
+pub mod scalable;
 pub mod table;
 pub mod u8g2;
 pub mod unifont;
@@ -125,6 +127,8 @@ const SUBSTITUTES: &[(char, &[Option<char>])] = &[
 pub enum Primary {
     Builtin(u8g2::U8g2Font),
     File(FileFont),
+    /// A TTF/OTF font at the profile's `font_size`, thresholded to 1-bit rows.
+    Scalable(scalable::BitmapAt),
 }
 
 impl GlyphSource for Primary {
@@ -133,6 +137,7 @@ impl GlyphSource for Primary {
         match self {
             Primary::Builtin(font) => font.find(c),
             Primary::File(font) => font.find(c),
+            Primary::Scalable(font) => font.find(c),
         }
     }
     #[inline(always)]
@@ -140,18 +145,21 @@ impl GlyphSource for Primary {
         match self {
             Primary::Builtin(font) => font.by_id(id),
             Primary::File(font) => font.by_id(id),
+            Primary::Scalable(font) => font.by_id(id),
         }
     }
     fn metrics(&self) -> LineMetrics {
         match self {
             Primary::Builtin(font) => font.metrics(),
             Primary::File(font) => font.metrics(),
+            Primary::Scalable(font) => font.metrics(),
         }
     }
     fn name(&self) -> &str {
         match self {
             Primary::Builtin(font) => font.name(),
             Primary::File(font) => font.name(),
+            Primary::Scalable(font) => font.name(),
         }
     }
 }

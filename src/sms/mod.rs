@@ -1,14 +1,19 @@
-//! The SMS side's pure core: bulletin text, segmentation, subscribers, and each gateway's
-//! requests and answers.
+//! The SMS side: bulletin text, segmentation, subscribers, each gateway's requests and answers
+//! (the pure core), and at the edge the ledger, the HTTP client and the dispatcher.
 //!
-//! Owns turning an item into the text that goes out, counting what it costs, choosing who gets
-//! it, and expressing a batch in a provider's terms. It must not do network I/O, read the clock
-//! or touch the ledger: the dispatcher (still to come) owns sending, retries, quiet hours and
-//! the SQLite ledger, and passes the time in. The one exception is [`secret::load`], which
-//! reads an environment variable or a file when a command asks for it.
+//! The pure core — `bulletin`, `segments`, `subscribers`, `gateways` — turns an item into the
+//! text that goes out, counts what it costs, chooses who gets it, and expresses a batch in a
+//! provider's terms; it does no network I/O, reads no clock and never touches the ledger
+//! ([`secret::load`] reads an environment variable or a file when asked). The edge: `ledger`
+//! (SQLite: the queue and the record of every send), `http` (the gateways' client and the
+//! "certainly not sent" judgement) and `dispatch` (the sending rules, with the time passed
+//! in). `docs/sms.md` is the specification.
 
 pub mod bulletin;
+pub mod dispatch;
 pub mod gateways;
+pub mod http;
+pub mod ledger;
 pub mod secret;
 pub mod segments;
 pub mod subscribers;

@@ -915,3 +915,93 @@ async fn a_withdrawn_item_leaves_every_board_at_once_and_stays_off_across_a_rest
         .collect();
     assert_eq!(actions, ["item-withdrawn", "item-restored"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_sends_a_bulletin_once_to_each_subscriber_even_across_a_restart() {
+    use chrono::Timelike;
+    let admin = free_port();
+    let fixture = Fixture::empty();
+    // Quiet hours well away from now, so the bulletin is due at once whenever the test runs.
+    let now = chrono::Utc::now().with_timezone(&chrono_tz::Asia::Shanghai);
+    let quiet_from = (now.hour() + 2) % 24;
+    let quiet_until = (now.hour() + 3) % 24;
+    fixture
+        .write(
+            "gongkai.yaml",
+            format!(
+                "site: 测试县政务公开\ntimezone: Asia/Shanghai\nsimulate: true\nadmin: {{ listen: 127.0.0.1:{admin} }}\nsms:\n  signature: 测试县政务公开\n  outbox: var/outbox.jsonl\n  quiet_hours: {{ from: \"{quiet_from:02}:00\", until: \"{quiet_until:02}:00\" }}\n  digest: false\n  gateways:\n    - id: local\n      kind: outbox\n  route: [local]\ndisplays:\n  - id: hall\n    profile: strip\n    link: {{ simulated: true }}\n"
+            ),
+        )
+        .write("hw-profiles/strip.yaml", PROFILE)
+        .write(
+            "playlists/main.yaml",
+            "id: main\ntargets: [hall]\nitems:\n  - { id: cg-1, title: 城区道路照明改造工程中标结果公示, category: 政府采购, channels: [board, sms] }\n  - { id: board-only, title: 办事指南, category: 其他 }\n",
+        )
+        .write(
+            "subscribers.csv",
+            "号码,姓名,分组,订阅\n13800138000,张三,南安镇,政府采购\n13900139000,王五,黄龙镇,\n18612345678,赵六,南安镇,人员录用\n",
+        );
+    let import = Command::new(env!("CARGO_BIN_EXE_gongkai"))
+        .args(["sms", "import", "subscribers.csv", "--site"])
+        .arg(fixture.path())
+        .current_dir(fixture.path())
+        .output()
+        .expect("gongkai sms import runs");
+    assert!(
+        import.status.success(),
+        "{}",
+        String::from_utf8_lossy(&import.stderr)
+    );
+    let base = format!("http://127.0.0.1:{admin}");
+    let outbox = fixture.path().join("var/outbox.jsonl");
+    let lines = || {
+        std::fs::read_to_string(&outbox)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    for round in 0..2 {
+        let daemon = Daemon::start(fixture.path());
+        wait_for_every_display(&base, 1, &daemon).await;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let sms = get_json(&base, "/api/sms").await;
+            if sms["deliveries"]["sent"] == 2 && sms["side"]["items"] == serde_json::json!(["cg-1"])
+            {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "round {round}: {sms}\n{}",
+                daemon.log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(daemon.terminate(Duration::from_secs(5)).await.success());
+        // Two subscribers want 政府采购 (one names it, one names nothing); the third wants
+        // only 人员录用. After the restart, nobody got a second copy.
+        let sent = lines();
+        assert_eq!(sent.len(), 2, "round {round}: {sent:?}");
+        assert!(
+            sent.iter()
+                .all(|l| l.contains("城区道路照明改造工程中标结果公示"))
+        );
+        assert!(!sent.iter().any(|l| l.contains("18612345678")));
+    }
+    // The bulletin is in the audit, once.
+    let store = gongkai::store::Store::open_read_only(&fixture.path().join("var/gongkai.db"))
+        .expect("the database");
+    let bulletins: Vec<_> = store
+        .audit(
+            chrono::Utc::now() - chrono::Duration::hours(1),
+            chrono::Utc::now(),
+            None,
+        )
+        .expect("audit")
+        .into_iter()
+        .filter(|r| matches!(r.kind, gongkai::store::AuditKind::Bulletin { .. }))
+        .collect();
+    assert_eq!(bulletins.len(), 1, "{bulletins:?}");
+    assert_eq!(bulletins[0].item.as_deref(), Some("cg-1"));
+}

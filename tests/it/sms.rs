@@ -373,3 +373,142 @@ fn an_sms_item_title_over_an_approved_variable_cap() {
     );
     assert!(hint(&e, Lang::En).contains("max:"));
 }
+
+fn in_site(site: &Fixture, args: &[&str]) -> Output {
+    let dir = site.path().to_str().expect("utf-8 path");
+    let mut all = vec!["--site", dir];
+    all.extend_from_slice(args);
+    gongkai(&all, "en_US.UTF-8")
+}
+
+const SUBSCRIBERS_CSV: &str = "号码,姓名,分组,订阅
+138 0013 8000,张三,南安镇,政府采购
+12345,李四,南安镇,
+13900139000,王五,黄龙镇,天气预报
++86 186-1234-5678,赵六,,
+";
+
+#[test]
+fn sms_import_reports_bad_rows_by_line_and_imports_the_good_ones() {
+    let site = Fixture::new();
+    site.write("subscribers.csv", SUBSCRIBERS_CSV);
+    let out = in_site(&site, &["sms", "import", "subscribers.csv"]);
+    // The file is read from the working directory, not the site: give the full path.
+    assert_eq!(out.status.code(), Some(3));
+    let file = site.path().join("subscribers.csv");
+    let out = in_site(&site, &["sms", "import", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "a bad row makes exit 1");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        stderr,
+        "line 3: the number is not 11 digits\nline 4: `天气预报` is not a disclosure category\n"
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "imported 2 subscriber(s) (0 duplicate row(s) merged, 0 opted out skipped, 2 bad row(s)); 2 in the ledger\n"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(site.path().join("var/sms-ledger.sqlite"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "the ledger is readable by its owner only");
+    }
+}
+
+#[test]
+fn sms_send_to_the_outbox_then_status_with_masked_numbers() {
+    let site = Fixture::new();
+    site.edit(
+        "playlists/main.yaml",
+        "    category: 政府采购\n",
+        "    category: 政府采购\n    channels: [board, sms]\n",
+    );
+    site.write("subscribers.csv", SUBSCRIBERS_CSV);
+    let file = site.path().join("subscribers.csv");
+    in_site(&site, &["sms", "import", file.to_str().unwrap()]);
+
+    let out = in_site(&site, &["sms", "send", "n1", "--dry-run"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "dry run: 2 recipient(s), 2 of them new; nothing stored or sent\n"
+    );
+    assert!(!site.path().join("var/sms-outbox.jsonl").exists());
+
+    // Urgent, so that the test does not depend on the hour it runs at.
+    let out = in_site(&site, &["sms", "send", "n1", "--urgent"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "2 recipient(s), 2 new; sent 2, failed 0, unknown 0, put off 0\n"
+    );
+    let outbox = std::fs::read_to_string(site.path().join("var/sms-outbox.jsonl")).unwrap();
+    let numbers: Vec<String> = outbox
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["number"].to_string())
+        .collect();
+    assert_eq!(numbers, ["\"13800138000\"", "\"18612345678\""]);
+    let again = in_site(&site, &["sms", "send", "n1", "--urgent"]);
+    assert!(
+        String::from_utf8_lossy(&again.stdout).starts_with("2 recipient(s), 0 new; sent 0"),
+        "sending again sends nothing twice"
+    );
+
+    let out = in_site(&site, &["sms", "status", "n1"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "bulletin n1:\n2 deliveries: sent 2, failed 0, unknown 0, queued 0, sending 0; waiting for the digest 0\n"
+    );
+    let out = in_site(&site, &["sms", "status", "nope"]);
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn sms_status_masks_numbers_unless_asked() {
+    let site = Fixture::new();
+    let ledger =
+        gongkai::sms::ledger::Ledger::open(&site.path().join("var/sms-ledger.sqlite"), 0).unwrap();
+    let sub = gongkai::sms::subscribers::Subscriber {
+        number: "13800138000".into(),
+        name: String::new(),
+        groups: Default::default(),
+        topics: Default::default(),
+    };
+    ledger.import_subscribers([&sub], 0).unwrap();
+    let m = ledger.add_message("t", "b", &["n1"], 0).unwrap();
+    ledger
+        .enqueue_item("n1", |_| true, Some(m), false, 0, 0)
+        .unwrap();
+    let row = ledger.due(1, false, 1).unwrap()[0].id;
+    ledger.mark_sending(&[row], "mas", "2026-12-01", 1).unwrap();
+    ledger
+        .finish(
+            &[(
+                row,
+                gongkai::sms::ledger::Finish::Failed {
+                    reason: "InvalidMobile".into(),
+                },
+            )],
+            2,
+        )
+        .unwrap();
+    drop(ledger);
+    let out = in_site(&site, &["sms", "status", "n1"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("  failed  138****8000  mas  InvalidMobile"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("13800138000"));
+    let out = in_site(&site, &["sms", "status", "n1", "--show-numbers"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("13800138000"));
+}

@@ -10,8 +10,8 @@ use hmac::{Hmac, Mac as _};
 use sha1::Sha1;
 
 use super::{
-    Batch, BuildError, Content, Gateway, HttpRequest, Outcome, check_count, describe,
-    percent_encode,
+    Batch, BuildError, Content, Gateway, HttpRequest, Outcome, ReportStatus, StatusReport,
+    check_count, describe, percent_encode,
 };
 use crate::sms::secret::Secret;
 
@@ -110,46 +110,152 @@ impl Gateway for Aliyun {
     }
 
     fn parse(&self, status: u16, body: &[u8]) -> Outcome {
-        let Ok(json) = serde_json::from_slice::<serde_json::Value>(body) else {
-            return Outcome::Unknown {
-                why: describe(status, body),
-            };
-        };
-        let Some(code) = json.get("Code").and_then(|v| v.as_str()) else {
-            return Outcome::Unknown {
-                why: describe(status, body),
-            };
-        };
-        match code {
-            "OK" if (200..300).contains(&status) => Outcome::Accepted {
-                reference: json
-                    .get("BizId")
-                    .and_then(|v| v.as_str())
-                    .map(str::to_owned),
-                numbers: Vec::new(),
-            },
-            "isv.BUSINESS_LIMIT_CONTROL" | "Throttling.User" => Outcome::Retry {
-                code: code.to_owned(),
-            },
-            "isv.MOBILE_NUMBER_ILLEGAL"
-            | "isv.SMS_SIGNATURE_ILLEGAL"
-            | "isv.SMS_TEMPLATE_ILLEGAL"
-            | "isv.TEMPLATE_MISSING_PARAMETERS"
-            | "isv.INVALID_PARAMETERS"
-            | "isv.INVALID_JSON_PARAM"
-            | "SignatureDoesNotMatch"
-            | "InvalidAccessKeyId.NotFound" => Outcome::Refused {
-                code: code.to_owned(),
-                permanent: true,
-            },
-            "isv.AMOUNT_NOT_ENOUGH" | "isv.DAY_LIMIT_CONTROL" => Outcome::Refused {
-                code: code.to_owned(),
-                permanent: false,
-            },
-            _ => Outcome::Unknown {
-                why: describe(status, body),
-            },
+        parse_send(status, body)
+    }
+}
+
+impl Aliyun {
+    /// `QuerySendDetails` for one number on one day (the provider keeps 30 days), optionally
+    /// narrowed to the call `biz_id`.
+    pub fn query_send_details(
+        &self,
+        number: &str,
+        date: chrono::NaiveDate,
+        biz_id: Option<&str>,
+        secret: &Secret,
+        now: DateTime<Utc>,
+        nonce: &str,
+    ) -> HttpRequest {
+        let timestamp = now.to_rfc3339_opts(SecondsFormat::Secs, true);
+        let send_date = date.format("%Y%m%d").to_string();
+        let mut query: Vec<(&str, &str)> = vec![
+            ("AccessKeyId", &self.access_key_id),
+            ("Action", "QuerySendDetails"),
+            ("CurrentPage", "1"),
+            ("Format", "JSON"),
+            ("PageSize", "50"),
+            ("PhoneNumber", number),
+            ("RegionId", &self.region),
+            ("SendDate", &send_date),
+            ("SignatureMethod", "HMAC-SHA1"),
+            ("SignatureNonce", nonce),
+            ("SignatureVersion", "1.0"),
+            ("Timestamp", &timestamp),
+            ("Version", "2017-05-25"),
+        ];
+        if let Some(biz_id) = biz_id {
+            query.push(("BizId", biz_id));
         }
+        let sig = signature("POST", &query, secret.expose());
+        query.push(("Signature", &sig));
+        HttpRequest {
+            method: "POST",
+            url: self.endpoint.clone(),
+            headers: vec![(
+                "Content-Type".into(),
+                "application/x-www-form-urlencoded".into(),
+            )],
+            body: canonical_query(&query).into_bytes(),
+        }
+    }
+}
+
+/// The answer of `QuerySendDetails` for `number`: `Ok(None)` when the provider has no record
+/// of a send to it that day, `Err` when the answer cannot be read. `SendStatus` 3 is
+/// delivered, 2 failed (with `ErrCode`), 1 awaiting the phone's receipt; with several sends
+/// of `template` that day, one delivered is enough.
+pub fn parse_send_details(
+    number: &str,
+    template: Option<&str>,
+    status: u16,
+    body: &[u8],
+) -> Result<Option<StatusReport>, String> {
+    let json: serde_json::Value =
+        serde_json::from_slice(body).map_err(|_| describe(status, body))?;
+    if json.get("Code").and_then(|c| c.as_str()) != Some("OK") || !(200..300).contains(&status) {
+        return Err(describe(status, body));
+    }
+    let list = json
+        .pointer("/SmsSendDetailDTOs/SmsSendDetailDTO")
+        .and_then(|l| l.as_array())
+        .cloned()
+        .unwrap_or_default();
+    let mut best: Option<ReportStatus> = None;
+    for entry in &list {
+        if let (Some(t), Some(want)) =
+            (entry.get("TemplateCode").and_then(|t| t.as_str()), template)
+            && t != want
+        {
+            continue;
+        }
+        let report = match entry.get("SendStatus").and_then(|s| s.as_i64()) {
+            Some(3) => ReportStatus::Delivered,
+            Some(2) => ReportStatus::Failed(
+                entry
+                    .get("ErrCode")
+                    .and_then(|e| e.as_str())
+                    .unwrap_or("failed")
+                    .to_owned(),
+            ),
+            Some(1) => ReportStatus::Pending,
+            _ => return Err(describe(status, body)),
+        };
+        best = Some(match (best, report) {
+            (Some(ReportStatus::Delivered), _) | (_, ReportStatus::Delivered) => {
+                ReportStatus::Delivered
+            }
+            (Some(ReportStatus::Pending), _) | (_, ReportStatus::Pending) => ReportStatus::Pending,
+            (_, failed) => failed,
+        });
+    }
+    Ok(best.map(|status| StatusReport {
+        number: number.to_owned(),
+        reference: None,
+        serial: None,
+        status,
+    }))
+}
+
+fn parse_send(status: u16, body: &[u8]) -> Outcome {
+    let Ok(json) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return Outcome::Unknown {
+            why: describe(status, body),
+        };
+    };
+    let Some(code) = json.get("Code").and_then(|v| v.as_str()) else {
+        return Outcome::Unknown {
+            why: describe(status, body),
+        };
+    };
+    match code {
+        "OK" if (200..300).contains(&status) => Outcome::Accepted {
+            reference: json
+                .get("BizId")
+                .and_then(|v| v.as_str())
+                .map(str::to_owned),
+            numbers: Vec::new(),
+        },
+        "isv.BUSINESS_LIMIT_CONTROL" | "Throttling.User" => Outcome::Retry {
+            code: code.to_owned(),
+        },
+        "isv.MOBILE_NUMBER_ILLEGAL"
+        | "isv.SMS_SIGNATURE_ILLEGAL"
+        | "isv.SMS_TEMPLATE_ILLEGAL"
+        | "isv.TEMPLATE_MISSING_PARAMETERS"
+        | "isv.INVALID_PARAMETERS"
+        | "isv.INVALID_JSON_PARAM"
+        | "SignatureDoesNotMatch"
+        | "InvalidAccessKeyId.NotFound" => Outcome::Refused {
+            code: code.to_owned(),
+            permanent: true,
+        },
+        "isv.AMOUNT_NOT_ENOUGH" | "isv.DAY_LIMIT_CONTROL" => Outcome::Refused {
+            code: code.to_owned(),
+            permanent: false,
+        },
+        _ => Outcome::Unknown {
+            why: describe(status, body),
+        },
     }
 }
 
@@ -301,5 +407,36 @@ mod tests {
             g.parse(500, br#"{"Code":"OK"}"#),
             Outcome::Unknown { .. }
         ));
+    }
+
+    #[test]
+    fn query_send_details_is_signed_and_its_answer_read() {
+        let now = DateTime::from_timestamp(1_500_000_000, 0).unwrap();
+        let date = chrono::NaiveDate::from_ymd_opt(2017, 7, 14).unwrap();
+        let r = gateway().query_send_details(
+            "13800138000",
+            date,
+            Some("b1"),
+            &Secret::new("testSecret"),
+            now,
+            "n",
+        );
+        let body = String::from_utf8(r.body).unwrap();
+        assert!(body.contains("Action=QuerySendDetails"));
+        assert!(body.contains("SendDate=20170714"));
+        assert!(body.contains("PhoneNumber=13800138000"));
+        assert!(body.contains("BizId=b1"));
+        let delivered = br#"{"Code":"OK","TotalCount":2,"SmsSendDetailDTOs":{"SmsSendDetailDTO":[
+            {"PhoneNum":"13800138000","SendStatus":2,"ErrCode":"MK:0001","TemplateCode":"SMS_1"},
+            {"PhoneNum":"13800138000","SendStatus":3,"ErrCode":"DELIVERED","TemplateCode":"SMS_1"}]}}"#;
+        assert_eq!(
+            parse_send_details("13800138000", Some("SMS_1"), 200, delivered)
+                .unwrap()
+                .map(|r| r.status),
+            Some(ReportStatus::Delivered)
+        );
+        let none = br#"{"Code":"OK","TotalCount":0,"SmsSendDetailDTOs":{"SmsSendDetailDTO":[]}}"#;
+        assert_eq!(parse_send_details("13800138000", None, 200, none), Ok(None));
+        assert!(parse_send_details("13800138000", None, 200, b"<html>").is_err());
     }
 }

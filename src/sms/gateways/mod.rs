@@ -101,6 +101,28 @@ pub enum Outcome {
     Unknown { why: String },
 }
 
+/// What a delivery report or a status poll says about one number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusReport {
+    /// Normalised 11-digit number.
+    pub number: String,
+    /// The gateway's reference of the call (云MAS `msgGroup`, Alibaba `BizId`), when given.
+    pub reference: Option<String>,
+    /// The gateway's per-number serial (Tencent `SerialNo`, Kannel has none), when given.
+    pub serial: Option<String>,
+    pub status: ReportStatus,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReportStatus {
+    /// Delivered to the phone (or, for a poll, taken and delivered).
+    Delivered,
+    /// Not delivered, with the provider's reason.
+    Failed(String),
+    /// Taken, the phone's receipt still awaited.
+    Pending,
+}
+
 /// A batch that cannot be expressed for this gateway. A bug or a configuration mistake that
 /// validation should have caught; never a network condition.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

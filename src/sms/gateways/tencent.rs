@@ -11,7 +11,7 @@ use sha2::{Digest as _, Sha256};
 use super::yunmas::hex;
 use super::{
     Batch, BuildError, Content, Gateway, HttpRequest, NumberResult, NumberStatus, Outcome,
-    check_count, describe,
+    ReportStatus, StatusReport, check_count, describe,
 };
 use crate::sms::secret::Secret;
 
@@ -124,33 +124,7 @@ impl Gateway for Tencent {
             template_param_set: params.iter().map(|(_, v)| v.as_str()).collect(),
         };
         let payload = serde_json::to_vec(&body).unwrap_or_default();
-        let timestamp = now.timestamp();
-        let (signature, signed_headers) = tc3_signature(
-            secret.expose(),
-            "sms",
-            timestamp,
-            &[("content-type", CONTENT_TYPE), ("host", &self.host)],
-            &payload,
-        );
-        let date = now.format("%Y-%m-%d");
-        let authorization = format!(
-            "TC3-HMAC-SHA256 Credential={}/{date}/sms/tc3_request, SignedHeaders={signed_headers}, Signature={signature}",
-            self.secret_id
-        );
-        Ok(HttpRequest {
-            method: "POST",
-            url: format!("{}://{}/", self.scheme, self.host),
-            headers: vec![
-                ("Authorization".into(), authorization),
-                ("Content-Type".into(), CONTENT_TYPE.into()),
-                ("Host".into(), self.host.clone()),
-                ("X-TC-Action".into(), "SendSms".into()),
-                ("X-TC-Version".into(), "2021-01-11".into()),
-                ("X-TC-Timestamp".into(), timestamp.to_string()),
-                ("X-TC-Region".into(), self.region.clone()),
-            ],
-            body: payload,
-        })
+        Ok(self.signed("SendSms", payload, secret, now))
     }
 
     fn parse(&self, status: u16, body: &[u8]) -> Outcome {
@@ -212,6 +186,101 @@ impl Gateway for Tencent {
             numbers,
         }
     }
+}
+
+impl Tencent {
+    /// A signed call of `action` with a JSON `payload`.
+    fn signed(
+        &self,
+        action: &str,
+        payload: Vec<u8>,
+        secret: &Secret,
+        now: DateTime<Utc>,
+    ) -> HttpRequest {
+        let timestamp = now.timestamp();
+        let (signature, signed_headers) = tc3_signature(
+            secret.expose(),
+            "sms",
+            timestamp,
+            &[("content-type", CONTENT_TYPE), ("host", &self.host)],
+            &payload,
+        );
+        let date = now.format("%Y-%m-%d");
+        let authorization = format!(
+            "TC3-HMAC-SHA256 Credential={}/{date}/sms/tc3_request, SignedHeaders={signed_headers}, Signature={signature}",
+            self.secret_id
+        );
+        HttpRequest {
+            method: "POST",
+            url: format!("{}://{}/", self.scheme, self.host),
+            headers: vec![
+                ("Authorization".into(), authorization),
+                ("Content-Type".into(), CONTENT_TYPE.into()),
+                ("Host".into(), self.host.clone()),
+                ("X-TC-Action".into(), action.into()),
+                ("X-TC-Version".into(), "2021-01-11".into()),
+                ("X-TC-Timestamp".into(), timestamp.to_string()),
+                ("X-TC-Region".into(), self.region.clone()),
+            ],
+            body: payload,
+        }
+    }
+
+    /// `PullSmsSendStatus`: the delivery reports not pulled yet, at most `limit` (≤ 100).
+    pub fn pull_send_status(&self, limit: u32, secret: &Secret, now: DateTime<Utc>) -> HttpRequest {
+        let payload = serde_json::json!({
+            "Limit": limit.clamp(1, 100),
+            "SmsSdkAppId": self.sdk_app_id,
+        });
+        self.signed(
+            "PullSmsSendStatus",
+            serde_json::to_vec(&payload).unwrap_or_default(),
+            secret,
+            now,
+        )
+    }
+}
+
+/// The answer of `PullSmsSendStatus`: one report per entry of `PullSmsSendStatusSet`
+/// (`ReportStatus` `SUCCESS` or `FAIL` with its `Description`); `Err` when unreadable.
+pub fn parse_pull_send_status(status: u16, body: &[u8]) -> Result<Vec<StatusReport>, String> {
+    let json: serde_json::Value =
+        serde_json::from_slice(body).map_err(|_| describe(status, body))?;
+    let set = json
+        .pointer("/Response/PullSmsSendStatusSet")
+        .and_then(|s| s.as_array())
+        .filter(|_| (200..300).contains(&status))
+        .ok_or_else(|| describe(status, body))?;
+    set.iter()
+        .map(|entry| {
+            let phone = entry
+                .get("PhoneNumber")
+                .and_then(|p| p.as_str())
+                .ok_or_else(|| describe(status, body))?;
+            let report = entry.get("ReportStatus").and_then(|r| r.as_str());
+            let status = match report {
+                Some("SUCCESS") => ReportStatus::Delivered,
+                Some("FAIL") => ReportStatus::Failed(
+                    entry
+                        .get("Description")
+                        .and_then(|d| d.as_str())
+                        .unwrap_or("FAIL")
+                        .to_owned(),
+                ),
+                _ => return Err(describe(status, body)),
+            };
+            Ok(StatusReport {
+                number: phone.strip_prefix("+86").unwrap_or(phone).to_owned(),
+                reference: None,
+                serial: entry
+                    .get("SerialNo")
+                    .and_then(|s| s.as_str())
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned),
+                status,
+            })
+        })
+        .collect()
 }
 
 /// A Tencent error code, for the whole call or for one number.
@@ -401,5 +470,27 @@ mod tests {
             gateway().parse(200, body),
             Outcome::Unknown { .. }
         ));
+    }
+
+    #[test]
+    fn pull_send_status_is_signed_for_its_action_and_its_answer_read() {
+        let now = DateTime::from_timestamp(1_551_113_065, 0).unwrap();
+        let r = gateway().pull_send_status(100, &Secret::new("key"), now);
+        assert!(
+            r.headers
+                .contains(&("X-TC-Action".into(), "PullSmsSendStatus".into()))
+        );
+        let json: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(json["SmsSdkAppId"], "1400000000");
+        let body = br#"{"Response":{"PullSmsSendStatusSet":[
+            {"UserReceiveTime":"2019-10-08 11:12:07","CountryCode":"86","SubscriberNumber":"13800138000","PhoneNumber":"+8613800138000","SerialNo":"14:0","ReportStatus":"SUCCESS","Description":"DELIVRD","SessionContext":""},
+            {"PhoneNumber":"+8613900139000","SerialNo":"14:1","ReportStatus":"FAIL","Description":"MK:0001"}
+        ],"RequestId":"r"}}"#;
+        let reports = parse_pull_send_status(200, body).unwrap();
+        assert_eq!(reports[0].number, "13800138000");
+        assert_eq!(reports[0].serial.as_deref(), Some("14:0"));
+        assert_eq!(reports[0].status, ReportStatus::Delivered);
+        assert_eq!(reports[1].status, ReportStatus::Failed("MK:0001".into()));
+        assert!(parse_pull_send_status(200, b"{").is_err());
     }
 }
