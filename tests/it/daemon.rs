@@ -1005,3 +1005,63 @@ async fn the_daemon_sends_a_bulletin_once_to_each_subscriber_even_across_a_resta
     assert_eq!(bulletins.len(), 1, "{bulletins:?}");
     assert_eq!(bulletins[0].item.as_deref(), Some("cg-1"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_touchscreen_gets_its_typeset_page_over_mqtt_as_png() {
+    use gongkai::font::scalable::{CoverageCache, ScalableFont};
+    use gongkai::kiosk::render::{Sizes, render};
+    let broker = TestBroker::start().await;
+    let admin = free_port();
+    let fixture = Fixture::empty();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    fixture
+        .write(
+            "gongkai.yaml",
+            format!(
+                "site: 测试县政务公开\ntimezone: Asia/Shanghai\nadmin: {{ listen: 127.0.0.1:{admin} }}\nmqtt:\n  broker: mqtt://127.0.0.1:{}\n  topic_prefix: {PREFIX}\n  username: {USER}\n  password_env: GONGKAI_TEST_MQTT_PASSWORD\ndisplays:\n  - id: kiosk\n    profile: touch\n    link: {{ mqtt: kiosk/hall }}\n",
+                broker.port
+            ),
+        )
+        .write(
+            "hw-profiles/touch.yaml",
+            "width: 540\nheight: 960\npixel: rgb888\nfont: fonts/NotoSansSC-Regular-gb2312.otf\nfont_size: 24\nprotocol: png\n",
+        )
+        .write(
+            "fonts/NotoSansSC-Regular-gb2312.otf",
+            std::fs::read(root.join("fonts/NotoSansSC-Regular-gb2312.otf")).expect("the font"),
+        )
+        .write(
+            "playlists/kiosk.yaml",
+            "id: kiosk\ntargets: [kiosk]\nitems:\n  - id: hall-map\n    title: 大厅窗口分布\n    category: 其他\n    department: 县行政服务中心\n    body: 一楼：1号窗口不动产登记，2号窗口企业开办，3号窗口公安户政。\n    channels: [touch]\n",
+        );
+    let daemon = Daemon::start(fixture.path());
+    let model = gongkai::config::load(fixture.path()).model.expect("valid");
+    let (_, item) = model.item("hall-map").expect("the item");
+    let now = chrono::Utc::now().with_timezone(&model.site.timezone);
+    let mut glyphs = CoverageCache::new(ScalableFont::noto_sans_sc());
+    let want = render(item, 540, 960, Sizes::new(540, Some(24)), &now, &mut glyphs)
+        .into_iter()
+        .next()
+        .expect("a page");
+    let topic = gongkai::link::mqtt::DisplayTopics::new(PREFIX, "kiosk/hall").frame;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(payload) = retained(broker.port, &topic, Duration::from_millis(300)).await {
+            // The header says PNG; the picture is the typeset page, pixel for pixel.
+            assert_eq!(payload[10], 1, "encoding byte");
+            assert_eq!(&payload[24..28], b"\x89PNG");
+            let (header, frame) = decode_frame(&payload).expect("decodes");
+            assert_eq!((header.width, header.height), (540, 960));
+            if frame == want {
+                break;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no typeset page:\n{}",
+            daemon.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(daemon.terminate(Duration::from_secs(5)).await.success());
+}
