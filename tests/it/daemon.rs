@@ -510,17 +510,23 @@ async fn control_requests_are_rate_limited_even_with_a_wrong_token() {
     assert!(daemon.terminate(Duration::from_secs(5)).await.success());
 }
 
-/// A copy of the example county with its admin listener on `port`.
-fn county_copy(port: u16) -> Fixture {
+/// A copy of the example county with its admin listener on `port`, and its public listener on
+/// the port returned.
+fn county_copy(port: u16) -> (Fixture, u16) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let fixture = Fixture::empty();
     let site = std::fs::read_to_string(root.join("gongkai.yaml")).expect("the example site");
-    assert!(site.contains("listen: 127.0.0.1:8640"));
+    assert!(site.contains("listen: 127.0.0.1:8640") && site.contains("listen: 127.0.0.1:8641"));
+    let public = free_port();
     fixture.write(
         "gongkai.yaml",
         site.replace(
             "listen: 127.0.0.1:8640",
             &format!("listen: 127.0.0.1:{port}"),
+        )
+        .replace(
+            "listen: 127.0.0.1:8641",
+            &format!("listen: 127.0.0.1:{public}"),
         ),
     );
     for dir in ["hw-profiles", "playlists", "fonts"] {
@@ -534,7 +540,7 @@ fn county_copy(port: u16) -> Fixture {
             }
         }
     }
-    fixture
+    (fixture, public)
 }
 
 async fn wait_for_every_display(base: &str, count: usize, daemon: &Daemon) -> serde_json::Value {
@@ -560,11 +566,18 @@ async fn wait_for_every_display(base: &str, count: usize, daemon: &Daemon) -> se
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_example_county_runs_simulated_and_serves_every_boards_picture() {
     let admin = free_port();
-    let fixture = county_copy(admin);
+    let (fixture, public) = county_copy(admin);
     let base = format!("http://127.0.0.1:{admin}");
     let daemon = Daemon::start(fixture.path());
     let model = gongkai::config::load(fixture.path()).model.expect("valid");
     let displays = wait_for_every_display(&base, model.displays.len(), &daemon).await;
+    // The hall's kiosk page and its API, on the public listener.
+    let listing = get_json(
+        &format!("http://127.0.0.1:{public}"),
+        "/kiosk/api/items?display=hall-kiosk",
+    )
+    .await;
+    assert!(listing.to_string().contains("大厅窗口分布"), "{listing}");
     for d in displays.as_array().expect("a list") {
         assert_eq!(d["link"]["kind"], "simulated", "{d}");
         assert!(d["link"]["frames"].as_u64() >= Some(1), "{d}");
@@ -610,7 +623,7 @@ async fn the_example_county_runs_simulated_and_serves_every_boards_picture() {
 #[ignore = "needs chromium and node with tests/browser installed (.ci/run)"]
 async fn the_live_page_in_chromium_shows_the_squares_current_frame() {
     let admin = free_port();
-    let fixture = county_copy(admin);
+    let (fixture, _) = county_copy(admin);
     let base = format!("http://127.0.0.1:{admin}");
     let daemon = Daemon::start(fixture.path());
     let model = gongkai::config::load(fixture.path()).model.expect("valid");
