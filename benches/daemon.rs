@@ -39,19 +39,21 @@ fn county(dir: &Path, port: u16) {
     write(
         dir,
         "gongkai.yaml",
-        &site.replace(
-            "listen: 127.0.0.1:8640",
-            &format!("listen: 127.0.0.1:{port}"),
-        ),
+        &site
+            .replace(
+                "listen: 127.0.0.1:8640",
+                &format!("listen: 127.0.0.1:{port}"),
+            )
+            .replace(
+                "listen: 127.0.0.1:8641",
+                &format!("listen: 127.0.0.1:{}", free_port()),
+            ),
     );
-    for sub in ["hw-profiles", "playlists"] {
+    for sub in ["hw-profiles", "playlists", "fonts"] {
         for entry in std::fs::read_dir(root.join(sub)).expect("folder").flatten() {
-            let name = format!("{sub}/{}", entry.file_name().to_string_lossy());
-            write(
-                dir,
-                &name,
-                &std::fs::read_to_string(entry.path()).expect("file"),
-            );
+            let target = dir.join(sub).join(entry.file_name());
+            let _ = std::fs::create_dir_all(dir.join(sub));
+            std::fs::copy(entry.path(), &target).expect("copy");
         }
     }
 }
