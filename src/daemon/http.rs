@@ -56,8 +56,10 @@ pub fn admin_router(shared: Arc<Shared>) -> axum::Router {
 /// The public listener's routes: the kiosk page and its API (read-only).
 pub fn public_router(shared: Arc<Shared>) -> axum::Router {
     let callbacks = axum::Router::new()
-        .route("/sms/{gateway}/report", post(sms_report).get(sms_report))
-        .route("/sms/{gateway}/reply", post(sms_reply).get(sms_reply))
+        .route(
+            "/sms/{gateway}/{kind}",
+            post(sms_callback).get(sms_callback),
+        )
         .with_state(shared.clone());
     crate::kiosk::web::router(Arc::new(KioskView(shared)))
         .route("/healthz", get(healthz))
@@ -120,38 +122,26 @@ async fn callback(
     }
 }
 
-async fn sms_report(
+/// `/sms/{gateway}/report` (delivery reports) or `/sms/{gateway}/reply` (replies).
+async fn sms_callback(
     State(shared): State<Arc<Shared>>,
-    Path(gateway): Path<String>,
+    Path((gateway, kind)): Path<(String, String)>,
     Query(query): Query<CallbackQuery>,
     uri: axum::http::Uri,
     body: axum::body::Bytes,
 ) -> Response {
+    let reply = match kind.as_str() {
+        "report" => false,
+        "reply" => true,
+        _ => return StatusCode::NOT_FOUND.into_response(),
+    };
     callback(
         &shared,
         &gateway,
         query.token.as_deref(),
         uri.query(),
         &body,
-        false,
-    )
-    .await
-}
-
-async fn sms_reply(
-    State(shared): State<Arc<Shared>>,
-    Path(gateway): Path<String>,
-    Query(query): Query<CallbackQuery>,
-    uri: axum::http::Uri,
-    body: axum::body::Bytes,
-) -> Response {
-    callback(
-        &shared,
-        &gateway,
-        query.token.as_deref(),
-        uri.query(),
-        &body,
-        true,
+        reply,
     )
     .await
 }

@@ -329,21 +329,12 @@ pub async fn run(options: Options, store: Arc<Store>) -> Result<(), StartError> 
         shared.sms_status.clone(),
         shutdown_rx.clone(),
     ));
-    let server = {
-        let router = http::admin_router(shared.clone());
-        let mut rx = shutdown_rx.clone();
-        tokio::spawn(async move {
-            let stop = async move {
-                let _ = rx.wait_for(|s| *s).await;
-            };
-            if let Err(e) = axum::serve(listener, router)
-                .with_graceful_shutdown(stop)
-                .await
-            {
-                tracing::error!(error = %e, "admin listener");
-            }
-        })
-    };
+    let server = serve(
+        listener,
+        http::admin_router(shared.clone()),
+        shutdown_rx.clone(),
+        "admin listener",
+    );
     // The public listener: the kiosk page (read-only) and, with SMS, the gateways' callbacks.
     let public_server = match shared.model().site.public.clone() {
         Some(public) => {
@@ -353,20 +344,13 @@ pub async fn run(options: Options, store: Arc<Store>) -> Result<(), StartError> 
                     addr: public.addr,
                     source,
                 })?;
-            let router = http::public_router(shared.clone());
-            let mut rx = shutdown_rx.clone();
             tracing::info!(public = %public.addr, "public listener: kiosk page at /kiosk/");
-            Some(tokio::spawn(async move {
-                let stop = async move {
-                    let _ = rx.wait_for(|s| *s).await;
-                };
-                if let Err(e) = axum::serve(listener, router)
-                    .with_graceful_shutdown(stop)
-                    .await
-                {
-                    tracing::error!(error = %e, "public listener");
-                }
-            }))
+            Some(serve(
+                listener,
+                http::public_router(shared.clone()),
+                shutdown_rx.clone(),
+                "public listener",
+            ))
         }
         None => None,
     };
@@ -416,6 +400,26 @@ pub async fn run(options: Options, store: Arc<Store>) -> Result<(), StartError> 
     let _ = tokio::task::spawn_blocking(move || audit_thread.join()).await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Serves `router` on `listener` until `shutdown` turns true (requests under way finish).
+fn serve(
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+    mut shutdown: watch::Receiver<bool>,
+    name: &'static str,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let stop = async move {
+            let _ = shutdown.wait_for(|s| *s).await;
+        };
+        if let Err(e) = axum::serve(listener, router)
+            .with_graceful_shutdown(stop)
+            .await
+        {
+            tracing::error!(error = %e, "{name}");
+        }
+    })
 }
 
 /// Editors save in bursts; a reload waits for this much quiet …

@@ -938,11 +938,12 @@ async fn the_daemon_sends_a_bulletin_once_to_each_subscriber_even_across_a_resta
     let now = chrono::Utc::now().with_timezone(&chrono_tz::Asia::Shanghai);
     let quiet_from = (now.hour() + 2) % 24;
     let quiet_until = (now.hour() + 3) % 24;
+    let public = free_port();
     fixture
         .write(
             "gongkai.yaml",
             format!(
-                "site: 测试县政务公开\ntimezone: Asia/Shanghai\nsimulate: true\nadmin: {{ listen: 127.0.0.1:{admin} }}\nsms:\n  signature: 测试县政务公开\n  outbox: var/outbox.jsonl\n  quiet_hours: {{ from: \"{quiet_from:02}:00\", until: \"{quiet_until:02}:00\" }}\n  digest: false\n  gateways:\n    - id: local\n      kind: outbox\n  route: [local]\ndisplays:\n  - id: hall\n    profile: strip\n    link: {{ simulated: true }}\n"
+                "site: 测试县政务公开\ntimezone: Asia/Shanghai\nsimulate: true\nadmin: {{ listen: 127.0.0.1:{admin} }}\npublic: {{ listen: 127.0.0.1:{public}, token_env: GONGKAI_TEST_ADMIN_TOKEN }}\nsms:\n  signature: 测试县政务公开\n  outbox: var/outbox.jsonl\n  quiet_hours: {{ from: \"{quiet_from:02}:00\", until: \"{quiet_until:02}:00\" }}\n  digest: false\n  gateways:\n    - id: local\n      kind: outbox\n  route: [local]\ndisplays:\n  - id: hall\n    profile: strip\n    link: {{ simulated: true }}\n"
             ),
         )
         .write("hw-profiles/strip.yaml", PROFILE)
@@ -990,6 +991,23 @@ async fn the_daemon_sends_a_bulletin_once_to_each_subscriber_even_across_a_resta
                 daemon.log()
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        if round == 0 {
+            // A TD reply through the public listener's callback: only with its token.
+            let callback = |token: &str| {
+                format!(
+                    "http://127.0.0.1:{public}/sms/local/reply?token={token}&from=13900139000&text=TD"
+                )
+            };
+            let refused = client()
+                .get(callback("wrong"))
+                .send()
+                .await
+                .expect("answers");
+            assert_eq!(refused.status(), reqwest::StatusCode::UNAUTHORIZED);
+            let taken = client().get(callback(TOKEN)).send().await.expect("answers");
+            assert!(taken.status().is_success());
+            assert_eq!(taken.text().await.expect("text"), "ok 1\n");
         }
         assert!(daemon.terminate(Duration::from_secs(5)).await.success());
         // Two subscribers want 政府采购 (one names it, one names nothing); the third wants
