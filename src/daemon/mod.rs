@@ -227,6 +227,8 @@ struct Supervisor {
     loaded: Arc<Model>,
     /// The site the daemon runs, for the SMS side.
     running_site: watch::Sender<Arc<Model>>,
+    /// Work started in the background (an interrupt's SMS) that a stop waits for.
+    background: Vec<tokio::task::JoinHandle<()>>,
 }
 
 /// Runs the daemon until SIGTERM or SIGINT. Must be called inside a tokio runtime.
@@ -314,6 +316,7 @@ pub async fn run(options: Options, store: Arc<Store>) -> Result<(), StartError> 
         store: store.clone(),
         loaded: model.clone(),
         running_site: watch::Sender::new(model.clone()),
+        background: Vec::new(),
     };
     supervisor.load_notices().await;
     supervisor.load_withdrawn().await;
@@ -394,7 +397,16 @@ pub async fn run(options: Options, store: Arc<Store>) -> Result<(), StartError> 
     if let Some(public) = public_server {
         let _ = tokio::time::timeout(Duration::from_secs(1), public).await;
     }
-    let Supervisor { owners, audit, .. } = supervisor;
+    let Supervisor {
+        owners,
+        audit,
+        background,
+        ..
+    } = supervisor;
+    // An interrupt's SMS under way finishes its calls and its audit row.
+    for task in background {
+        let _ = tokio::time::timeout(Duration::from_secs(3), task).await;
+    }
     owners.finish(Duration::from_secs(2)).await;
     drop(audit);
     let _ = tokio::task::spawn_blocking(move || audit_thread.join()).await;
@@ -785,6 +797,9 @@ impl Supervisor {
             Control::AddNotice(notice, reply) => {
                 tracing::info!(id = %notice.id, targets = ?notice.targets, until = %notice.end, "interrupt");
                 let stored = notice.stored();
+                if notice.sms {
+                    self.send_notice_sms(&notice);
+                }
                 {
                     let mut notices = self
                         .shared
@@ -850,6 +865,49 @@ impl Supervisor {
                 let _ = reply.send(found);
             }
         }
+    }
+
+    /// Sends an interrupt as an urgent SMS bulletin too (quiet hours do not hold it), in the
+    /// background: the boards do not wait for the gateways.
+    fn send_notice_sms(&mut self, notice: &Notice) {
+        let dispatcher = self
+            .shared
+            .sms
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        let Some(dispatcher) = dispatcher else {
+            tracing::warn!(id = %notice.id, "the interrupt asks for SMS, but the site sends none");
+            return;
+        };
+        let notice = notice.clone();
+        let store = self.store.clone();
+        self.background.retain(|task| !task.is_finished());
+        self.background.push(tokio::spawn(async move {
+            let options = crate::sms::dispatch::SendOptions {
+                urgent: true,
+                ..Default::default()
+            };
+            match dispatcher
+                .send_notice(&notice.id, picture::INTERRUPT_TITLE, &notice.text, &options)
+                .await
+            {
+                Ok(counts) => {
+                    tracing::info!(id = %notice.id, recipients = counts.new, sent = counts.sent, "interrupt sent as SMS");
+                    let bulletin = crate::store::Bulletin {
+                        item: notice.id.clone(),
+                        title: picture::INTERRUPT_TITLE.to_owned(),
+                        text: notice.text.clone(),
+                        recipients: u32::try_from(counts.new).unwrap_or(u32::MAX),
+                        at: Utc::now(),
+                        by: notice.by.clone().unwrap_or_default(),
+                    };
+                    let _ = tokio::task::spawn_blocking(move || store.bulletin_recorded(&bulletin))
+                        .await;
+                }
+                Err(e) => tracing::error!(id = %notice.id, error = %e, "the interrupt's SMS"),
+            }
+        }));
     }
 
     /// Hands every display the interrupts in force; a display that is not concerned finds

@@ -618,14 +618,44 @@ impl Dispatcher {
         item: &str,
         options: &SendOptions,
     ) -> Result<Counts, DispatchError> {
-        let inner = &self.inner;
-        let info = inner
+        let info = self
+            .inner
             .items
             .get(item)
             .ok_or_else(|| DispatchError::UnknownItem(item.to_owned()))?;
         if !info.sms {
             return Err(DispatchError::NotSms(item.to_owned()));
         }
+        self.send_info(item, info, options).await
+    }
+
+    /// Sends an urgent notice that is not an item (an interrupt the operator asked to send as
+    /// SMS too) as a bulletin of category 其他, keyed by `id` exactly as an item is: never
+    /// twice to one number.
+    pub async fn send_notice(
+        &self,
+        id: &str,
+        title: &str,
+        text: &str,
+        options: &SendOptions,
+    ) -> Result<Counts, DispatchError> {
+        let info = ItemInfo {
+            title: title.to_owned(),
+            body: text.to_owned(),
+            category: Category::Other,
+            department: String::new(),
+            sms: true,
+        };
+        self.send_info(id, &info, options).await
+    }
+
+    async fn send_info(
+        &self,
+        item: &str,
+        info: &ItemInfo,
+        options: &SendOptions,
+    ) -> Result<Counts, DispatchError> {
+        let inner = &self.inner;
         let now = inner.clock.now();
         let digest = inner.sms.digest && !options.urgent;
         let due = if digest {

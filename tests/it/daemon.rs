@@ -996,7 +996,7 @@ async fn the_daemon_sends_a_bulletin_once_to_each_subscriber_even_across_a_resta
             // A TD reply through the public listener's callback: only with its token.
             let callback = |token: &str| {
                 format!(
-                    "http://127.0.0.1:{public}/sms/local/reply?token={token}&from=13900139000&text=TD"
+                    "http://127.0.0.1:{public}/sms/local/reply?token={token}&from=13800138000&text=TD"
                 )
             };
             let refused = client()
@@ -1020,7 +1020,27 @@ async fn the_daemon_sends_a_bulletin_once_to_each_subscriber_even_across_a_resta
         );
         assert!(!sent.iter().any(|l| l.contains("18612345678")));
     }
-    // The bulletin is in the audit, once.
+    // An interrupt sent as SMS too: urgent, to whoever wants 其他 (the subscriber with no
+    // topics; 13800138000 opted out by its TD reply above).
+    let daemon = Daemon::start(fixture.path());
+    wait_for_every_display(&base, 1, &daemon).await;
+    let created = client()
+        .post(format!("{base}/api/interrupt"))
+        .json(&serde_json::json!({ "text": "今晚停水，请提前储水", "duration": "1h", "sms": true }))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(created.status(), reqwest::StatusCode::CREATED);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while lines().len() < 3 {
+        assert!(Instant::now() < deadline, "{:?}\n{}", lines(), daemon.log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(daemon.terminate(Duration::from_secs(5)).await.success());
+    let sent = lines();
+    assert_eq!(sent.len(), 3, "{sent:?}");
+    assert!(sent[2].contains("今晚停水"), "{sent:?}");
+    // The bulletins are in the audit, each once.
     let store = gongkai::store::Store::open_read_only(&fixture.path().join("var/gongkai.db"))
         .expect("the database");
     let bulletins: Vec<_> = store
@@ -1033,8 +1053,19 @@ async fn the_daemon_sends_a_bulletin_once_to_each_subscriber_even_across_a_resta
         .into_iter()
         .filter(|r| matches!(r.kind, gongkai::store::AuditKind::Bulletin { .. }))
         .collect();
-    assert_eq!(bulletins.len(), 1, "{bulletins:?}");
+    assert_eq!(
+        bulletins.len(),
+        2,
+        "{bulletins:?}\n{}",
+        std::fs::read_to_string(fixture.path().join("daemon.log")).unwrap_or_default()
+    );
     assert_eq!(bulletins[0].item.as_deref(), Some("cg-1"));
+    assert!(
+        bulletins[1]
+            .item
+            .as_deref()
+            .is_some_and(|i| i.starts_with("int-"))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
