@@ -17,6 +17,7 @@ use std::process::ExitCode;
 use clap::{Arg, ArgAction, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 mod audit;
+mod backup;
 mod daemon;
 pub mod emulate;
 mod preview;
@@ -201,6 +202,15 @@ pub enum Command {
         reason: Option<String>,
         #[arg(long, value_name = "URL")]
         url: Option<String>,
+    },
+    /// Copy the daemon's database and the SMS ledger, consistently, while the daemon runs.
+    Backup {
+        #[arg(long, value_name = "DIR")]
+        to: PathBuf,
+        #[arg(long, value_name = "FILE")]
+        db: Option<PathBuf>,
+        #[arg(long, value_name = "FILE")]
+        ledger: Option<PathBuf>,
     },
     /// SMS bulletins.
     Sms {
@@ -523,6 +533,17 @@ pub fn run(args: &Args, lang: Lang) -> Exit {
             *restore,
             reason.as_deref(),
             url.as_deref(),
+            lang,
+        ),
+        Command::Backup { to, db, ledger } => backup::run(
+            &[
+                db.clone()
+                    .unwrap_or_else(|| crate::store::default_path(&args.site)),
+                ledger
+                    .clone()
+                    .unwrap_or_else(|| args.site.join(crate::sms::ledger::DEFAULT_PATH)),
+            ],
+            to,
             lang,
         ),
         Command::Sms { command } => match command {

@@ -1127,3 +1127,68 @@ async fn a_touchscreen_gets_its_typeset_page_over_mqtt_as_png() {
     }
     assert!(daemon.terminate(Duration::from_secs(5)).await.success());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_taken_while_the_daemon_writes_is_whole_and_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let admin = free_port();
+    let fixture = Fixture::empty();
+    let backup = |to: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_gongkai"))
+            .args(["backup", "--to"])
+            .arg(to)
+            .arg("--site")
+            .arg(fixture.path())
+            .output()
+            .expect("gongkai backup runs")
+    };
+    // Nothing to copy yet: said, exit 1.
+    let none = backup(&fixture.path().join("backups"));
+    assert_eq!(none.status.code(), Some(1));
+    let mut site = format!(
+        "site: 测试县政务公开\ntimezone: Asia/Shanghai\nsimulate: true\nadmin: {{ listen: 127.0.0.1:{admin} }}\ndisplays:\n"
+    );
+    for d in 0..10 {
+        site.push_str(&format!(
+            "  - id: d{d}\n    profile: strip\n    link: {{ simulated: true }}\n    groups: [all]\n"
+        ));
+    }
+    fixture
+        .write("gongkai.yaml", site)
+        .write("hw-profiles/strip.yaml", PROFILE)
+        .write(
+            "playlists/all.yaml",
+            "id: all\ntargets: [all]\nshow: { mode: page, dwell: 1s }\nitems:\n  - { id: a, title: 一号, category: 其他 }\n  - { id: b, title: 二号, category: 其他 }\n",
+        );
+    let base = format!("http://127.0.0.1:{admin}");
+    let daemon = Daemon::start(fixture.path());
+    wait_for_every_display(&base, 10, &daemon).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let to = fixture.path().join("backups");
+    let output = backup(&to);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(daemon.terminate(Duration::from_secs(5)).await.success());
+    let copies: Vec<_> = std::fs::read_dir(&to)
+        .expect("the backup folder")
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert_eq!(copies.len(), 1, "{copies:?}");
+    let mode = |p: &Path| std::fs::metadata(p).expect("stat").permissions().mode() & 0o777;
+    assert_eq!(mode(&to), 0o700);
+    assert_eq!(mode(&copies[0]), 0o600);
+    // A whole database on its own: the slots shown so far are in it.
+    let store = gongkai::store::Store::open_read_only(&copies[0]).expect("the copy opens");
+    let rows = store
+        .audit(
+            chrono::Utc::now() - chrono::Duration::hours(1),
+            chrono::Utc::now(),
+            None,
+        )
+        .expect("the copy reads");
+    assert!(rows.len() >= 10, "{} rows", rows.len());
+}
