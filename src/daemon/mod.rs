@@ -506,19 +506,42 @@ fn without_items(model: &Model, withdrawn: &std::collections::BTreeSet<String>) 
     model
 }
 
-/// What a display's content depends on, hashed: when it differs after a reload, the display
+/// What each display's content depends on, hashed: when it differs after a reload, the display
 /// recomputes (and sends only if its picture changed).
-fn fingerprint(model: &Model, idx: DisplayIdx) -> u64 {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    let d = &model.displays[idx];
-    format!("{:?}", model.site.name).hash(&mut h);
-    model.site.timezone.name().hash(&mut h);
-    format!("{d:?}").hash(&mut h);
-    format!("{:?}", model.profile_of(d)).hash(&mut h);
-    for p in model.playlists.iter().filter(|p| p.targets.contains(&idx)) {
-        format!("{p:?}").hash(&mut h);
-    }
-    h.finish()
+fn fingerprints(model: &Model) -> Vec<u64> {
+    let hash = |text: String| {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        text.hash(&mut h);
+        h.finish()
+    };
+    // Each playlist is described once, however many displays it targets.
+    let playlists: Vec<u64> = model
+        .playlists
+        .iter()
+        .map(|p| hash(format!("{p:?}")))
+        .collect();
+    let site = hash(format!(
+        "{}|{}",
+        model.site.name,
+        model.site.timezone.name()
+    ));
+    model
+        .displays
+        .iter()
+        .enumerate()
+        .map(|(idx, d)| {
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            site.hash(&mut h);
+            format!("{d:?}").hash(&mut h);
+            format!("{:?}", model.profile_of(d)).hash(&mut h);
+            for (p, playlist) in model.playlists.iter().enumerate() {
+                if playlist.targets.contains(&idx) {
+                    playlists[p].hash(&mut h);
+                }
+            }
+            h.finish()
+        })
+        .collect()
 }
 
 impl Supervisor {
@@ -605,6 +628,7 @@ impl Supervisor {
     /// Starts, updates, relinks and withdraws display tasks so that they run `model`.
     async fn apply_model(&mut self, model: Arc<Model>) {
         let keys = link_keys(&model);
+        let prints = fingerprints(&model);
         let interrupts = self.notices_for(&model);
         // Displays that stay, by id, with what changed.
         let mut relink = Vec::new();
@@ -621,7 +645,7 @@ impl Supervisor {
                 None => withdraw.push(id.clone()),
                 Some(&idx) if keys[idx] != running.link_key => relink.push(id.clone()),
                 Some(&idx) => {
-                    if fingerprint(&model, idx) != running.fingerprint || running.idx != idx {
+                    if prints[idx] != running.fingerprint || running.idx != idx {
                         update.push((id.clone(), idx));
                     }
                 }
@@ -643,7 +667,7 @@ impl Supervisor {
             let inputs = self.inputs(&model, idx, &interrupts);
             if let Some(running) = self.running.get_mut(&id) {
                 running.idx = idx;
-                running.fingerprint = fingerprint(&model, idx);
+                running.fingerprint = prints[idx];
                 running.inputs.send_replace(inputs);
                 tracing::info!(display = %id, "updated");
             }
@@ -700,7 +724,7 @@ impl Supervisor {
                 Running {
                     idx,
                     link_key: keys[idx].clone(),
-                    fingerprint: fingerprint(&model, idx),
+                    fingerprint: prints[idx],
                     inputs,
                     stop,
                     join,
@@ -1077,7 +1101,7 @@ mod tests {
             ],
         );
         let changed: Vec<&str> = (0..before.displays.len())
-            .filter(|&i| fingerprint(&before, i) != fingerprint(&after, i))
+            .filter(|&i| fingerprints(&before)[i] != fingerprints(&after)[i])
             .map(|i| before.displays[i].id.as_str())
             .collect();
         assert_eq!(changed, ["w1", "w2"]);
