@@ -200,6 +200,15 @@ pub enum Action {
     InterruptEnded,
     ItemWithdrawn,
     ItemRestored,
+    /// A review stage recorded for an item (its subject is the item, its detail the stage and
+    /// the hash of the text reviewed).
+    ItemReviewed,
+    /// Queued SMS rows cancelled (an item's, or a bulletin's by `gongkai sms cancel`).
+    SmsCancelled,
+    /// An operator confirmed that deliveries still in doubt are sent again.
+    SmsResendConfirmed,
+    /// A mass SMS approved by a second person.
+    SmsSecondApproval,
 }
 
 impl Action {
@@ -210,6 +219,10 @@ impl Action {
             Action::InterruptEnded => "interrupt-ended",
             Action::ItemWithdrawn => "item-withdrawn",
             Action::ItemRestored => "item-restored",
+            Action::ItemReviewed => "item-reviewed",
+            Action::SmsCancelled => "sms-cancelled",
+            Action::SmsResendConfirmed => "sms-resend-confirmed",
+            Action::SmsSecondApproval => "sms-second-approval",
         }
     }
 
@@ -219,6 +232,10 @@ impl Action {
             Action::InterruptEnded,
             Action::ItemWithdrawn,
             Action::ItemRestored,
+            Action::ItemReviewed,
+            Action::SmsCancelled,
+            Action::SmsResendConfirmed,
+            Action::SmsSecondApproval,
         ]
         .into_iter()
         .find(|a| a.code() == code)
@@ -663,6 +680,21 @@ impl Store {
         record_action(&tx, at, Action::ItemRestored, item, by, "")?;
         tx.commit()?;
         Ok(true)
+    }
+
+    /// Records an operator's action in the audit: `subject` is what it concerns (an item, a
+    /// bulletin), `detail` anything a later reader needs (a reason, a count).
+    pub fn record(
+        &self,
+        action: Action,
+        subject: &str,
+        by: &str,
+        detail: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let conn = self.lock();
+        record_action(&conn, at, action, subject, by, detail)?;
+        Ok(())
     }
 
     /// The items withdrawn now, sorted.
