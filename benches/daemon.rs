@@ -62,7 +62,7 @@ fn county(dir: &Path, port: u16) {
 /// shown for `dwell`.
 fn generated(dir: &Path, port: u16, items: usize, dwell: &str) {
     let mut site = format!(
-        "site: 生成测试县政务公开\ntimezone: Asia/Shanghai\nsimulate: true\nadmin: {{ listen: 127.0.0.1:{port} }}\ndisplays:\n"
+        "site: 生成测试县政务公开\ntimezone: Asia/Shanghai\nreview: {{ required: draft }}\nsimulate: true\nadmin: {{ listen: 127.0.0.1:{port} }}\ndisplays:\n"
     );
     for d in 0..DISPLAYS {
         let profile = ["strip", "square"][d % 2];

@@ -20,6 +20,7 @@ pub mod link;
 pub mod preview;
 pub mod protocol;
 pub mod raster;
+pub mod review;
 pub mod schedule;
 pub mod sms;
 pub mod store;

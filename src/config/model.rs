@@ -74,6 +74,40 @@ pub struct Site {
     pub sms: Option<Sms>,
     pub admin: Listener,
     pub public: Option<Listener>,
+    pub review: Review,
+    pub retention: Retention,
+}
+
+/// What boards and SMS require of an item's review (see [`crate::review`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Review {
+    pub required: crate::review::Stage,
+}
+
+impl Default for Review {
+    fn default() -> Self {
+        Review {
+            required: crate::review::Stage::Approved,
+        }
+    }
+}
+
+/// How long records are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// The audit, in whole years (calendar years back from now).
+    pub audit_years: u32,
+    /// The text of messages whose deliveries are all final.
+    pub sms_texts: Duration,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            audit_years: 10,
+            sms_texts: Duration::from_secs(180 * 86_400),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,6 +150,8 @@ pub struct Sms {
     pub digest: bool,
     /// In routing order. Empty: the local outbox.
     pub gateways: Vec<SmsGateway>,
+    /// A bulletin to more subscribers than this needs a second approval (`mass-sms`).
+    pub second_approval_above: u32,
 }
 
 impl Sms {

@@ -92,6 +92,40 @@ pub struct RawSite {
     /// The public listener (kiosk page, gateway callbacks); off unless configured.
     #[serde(default)]
     pub public: Option<RawListener>,
+    /// 审核（三审）：条目经哪一步审核后才能上屏和发送短信。
+    /// Review (三审): how far an item must get before boards and SMS use it.
+    #[serde(default)]
+    pub review: Option<RawReview>,
+    /// 记录保存期限。How long records are kept.
+    #[serde(default)]
+    pub retention: Option<RawRetention>,
+}
+
+/// 审核设置。Review settings.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawReview {
+    /// 上屏和发送短信所需的审核步骤：draft（不审核）、reviewed（初审）、legal（复审）、
+    /// approved（审定，默认）。
+    /// The stage boards and SMS require: draft (none), reviewed (初审), legal (复审) or
+    /// approved (审定, the default).
+    pub required: Located<String>,
+}
+
+/// 保存期限。Retention.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawRetention {
+    /// 审计记录（上屏记录、短信公告、操作记录）保存年限，如 10y（默认，最少 1y）。
+    /// How long the audit (slots shown, bulletins, operator actions) is kept, e.g. 10y
+    /// (default; at least 1y).
+    #[serde(default)]
+    pub audit: Option<Located<String>>,
+    /// 已发送短信正文的保存期限，如 180d（默认）；到期后只保留摘要值、号码和状态。
+    /// How long the text of sent SMS messages is kept, e.g. 180d (default); after that only its
+    /// SHA-256, the numbers and the states remain.
+    #[serde(default)]
+    pub sms_texts: Option<Located<String>>,
 }
 
 /// 一块显示屏。One display.
@@ -226,6 +260,11 @@ pub struct RawSms {
     /// Routing order (gateway ids): the next is used when one is down; default: as written.
     #[serde(default)]
     pub route: Vec<Located<String>>,
+    /// 群发复核：一条公告发给超过这么多人时，需要审定人以外的第二人复核，默认 1000。
+    /// A bulletin to more subscribers than this needs a second approval by someone other than
+    /// its approver; default 1000.
+    #[serde(default)]
+    pub second_approval_above: Option<Located<u32>>,
 }
 
 /// 免打扰时段。Quiet hours.

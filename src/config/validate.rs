@@ -439,6 +439,8 @@ impl Checker {
             sms,
             admin: admin.unwrap_or(fallback_admin),
             public,
+            review: self.review(file, raw.review.as_ref()),
+            retention: self.retention(file, raw.retention.as_ref()),
         };
         (site, displays, groups)
     }
@@ -736,7 +738,66 @@ impl Checker {
             daily_cap,
             digest: s.digest,
             gateways,
+            second_approval_above: s.second_approval_above.as_ref().map_or(1000, |n| **n),
         })
+    }
+
+    // -- review and retention ----------------------------------------------------------------
+
+    fn review(&mut self, file: &str, raw: Option<&raw::RawReview>) -> Review {
+        let Some(raw) = raw else {
+            return Review::default();
+        };
+        match crate::review::Stage::parse(&raw.required) {
+            Some(required) => Review { required },
+            None => {
+                self.error(
+                    file,
+                    &raw.required,
+                    Msg::new("check.review_stage").arg("value", raw.required.trim()),
+                )
+                .hint = Some(Msg::new("check.review_stage.hint"));
+                Review::default()
+            }
+        }
+    }
+
+    fn retention(&mut self, file: &str, raw: Option<&raw::RawRetention>) -> Retention {
+        let mut retention = Retention::default();
+        let Some(raw) = raw else {
+            return retention;
+        };
+        if let Some(audit) = &raw.audit {
+            let years = audit
+                .trim()
+                .strip_suffix('y')
+                .and_then(|n| n.trim().parse::<u32>().ok());
+            match years {
+                Some(years) if (1..=100).contains(&years) => retention.audit_years = years,
+                _ => {
+                    self.error(
+                        file,
+                        audit,
+                        Msg::new("check.retention_years").arg("value", audit.trim()),
+                    )
+                    .hint = Some(Msg::new("check.retention_years.hint"));
+                }
+            }
+        }
+        if let Some(texts) = &raw.sms_texts {
+            match values::parse_duration(texts) {
+                Ok(d) if d >= std::time::Duration::from_secs(86_400) => retention.sms_texts = d,
+                _ => {
+                    self.error(
+                        file,
+                        texts,
+                        Msg::new("check.retention_texts").arg("value", texts.trim()),
+                    )
+                    .hint = Some(Msg::new("check.retention_texts.hint"));
+                }
+            }
+        }
+        retention
     }
 
     /// An sms item whose fields do not fit an approved template's variables: the provider would

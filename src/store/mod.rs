@@ -697,6 +697,88 @@ impl Store {
         Ok(())
     }
 
+    /// Records a review (and its line in the audit) in one transaction.
+    pub fn add_review(&self, review: &crate::review::Record) -> Result<(), StoreError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute(
+            "INSERT INTO review (item, stage, by, at_ms, hash) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                review.item,
+                review.step.code(),
+                review.by,
+                review.at.timestamp_millis(),
+                review.hash
+            ],
+        )?;
+        let detail = format!("{} {}", review.step.code(), review.hash);
+        record_action(
+            &tx,
+            review.at,
+            Action::ItemReviewed,
+            &review.item,
+            &review.by,
+            &detail,
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Every review recorded, oldest first. A row whose stage this build does not know is
+    /// skipped (a newer gongkai may have written it), not an error.
+    pub fn reviews(&self) -> Result<Vec<crate::review::Record>, StoreError> {
+        let conn = self.lock();
+        let mut query =
+            conn.prepare("SELECT item, stage, by, at_ms, hash FROM review ORDER BY at_ms, id")?;
+        let rows = query.query_map([], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, String>(2)?,
+                row.get::<_, i64>(3)?,
+                row.get::<_, String>(4)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (item, stage, by, at_ms, hash) = row?;
+            let (Some(step), Some(at)) = (
+                crate::review::Step::parse(&stage),
+                DateTime::from_timestamp_millis(at_ms),
+            ) else {
+                continue;
+            };
+            out.push(crate::review::Record {
+                item,
+                step,
+                by,
+                at,
+                hash,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Deletes audit rows (slots shown and ended, bulletins, operator actions) older than
+    /// `before`, in one transaction; returns how many. Interrupts and withdrawals in force are
+    /// state, not history, and stay; so do the reviews, which an item still on the boards
+    /// needs however old its approval is (their lines in `action` go).
+    pub fn prune_audit(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        let cutoff = before.timestamp_millis();
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut removed = 0;
+        for sql in [
+            "DELETE FROM shown WHERE ended_ms IS NOT NULL AND ended_ms < ?1",
+            "DELETE FROM bulletin WHERE sent_ms < ?1",
+            "DELETE FROM action WHERE at_ms < ?1",
+        ] {
+            removed += tx.execute(sql, params![cutoff])? as u64;
+        }
+        tx.commit()?;
+        Ok(removed)
+    }
+
     /// The items withdrawn now, sorted.
     pub fn withdrawn(&self) -> Result<Vec<String>, StoreError> {
         let conn = self.lock();

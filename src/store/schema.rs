@@ -18,7 +18,7 @@ pub const APPLICATION_ID: i32 = 0x676B_6169;
 pub type Step = fn(&Transaction<'_>) -> rusqlite::Result<()>;
 
 /// Every step, in order. `STEPS.len()` is the current version.
-pub const STEPS: &[Step] = &[v1, v2];
+pub const STEPS: &[Step] = &[v1, v2, v3];
 
 /// The schema version this build reads and writes.
 pub const VERSION: u32 = STEPS.len() as u32;
@@ -125,6 +125,24 @@ fn v2(tx: &Transaction<'_>) -> rusqlite::Result<()> {
             by     TEXT    NOT NULL,
             reason TEXT    NOT NULL
         ) WITHOUT ROWID;
+        ",
+    )
+}
+
+/// Version 3: reviews (三审), each bound to the hash of the text it reviewed. Rows are only
+/// ever added: a review is evidence, and a later edit of the item makes it stale, not wrong.
+fn v3(tx: &Transaction<'_>) -> rusqlite::Result<()> {
+    tx.execute_batch(
+        "
+        CREATE TABLE review (
+            id     INTEGER PRIMARY KEY,
+            item   TEXT    NOT NULL,
+            stage  TEXT    NOT NULL,
+            by     TEXT    NOT NULL,
+            at_ms  INTEGER NOT NULL,
+            hash   TEXT    NOT NULL
+        );
+        CREATE INDEX review_by_item ON review (item);
         ",
     )
 }

@@ -166,6 +166,21 @@ fn a_file_of_every_earlier_version_opens_and_keeps_its_rows() {
                 )
                 .expect("v1 row");
             }
+            if version >= 2 {
+                conn.execute(
+                    "INSERT INTO withdrawal (item, at_ms, by, reason) VALUES ('zb-1', 0, '张', '')",
+                    [],
+                )
+                .expect("v2 row");
+            }
+            if version >= 3 {
+                conn.execute(
+                    "INSERT INTO review (item, stage, by, at_ms, hash)
+                     VALUES ('cg-2026-118', 'reviewed', '张', 0, 'h')",
+                    [],
+                )
+                .expect("v3 row");
+            }
         }
         let store = Store::open(&path).expect("open migrates");
         assert_eq!(
@@ -183,7 +198,97 @@ fn a_file_of_every_earlier_version_opens_and_keeps_its_rows() {
         } else {
             assert!(rows.is_empty());
         }
+        let withdrawn = store.withdrawn().expect("withdrawn");
+        assert_eq!(
+            withdrawn.len(),
+            usize::from(version >= 2),
+            "from v{version}"
+        );
+        let reviews = store.reviews().expect("reviews");
+        assert_eq!(reviews.len(), usize::from(version >= 3), "from v{version}");
     }
+}
+
+#[test]
+fn reviews_round_trip_and_are_audited() {
+    use crate::review::{Record, Stage, Step};
+    let (_dir, path) = temp();
+    let store = Store::open(&path).expect("open");
+    let record = Record {
+        item: "cg-2026-118".into(),
+        step: Step::Stage(Stage::Legal),
+        by: "李法制".into(),
+        at: t(9, 30),
+        hash: "ab12".into(),
+    };
+    store.add_review(&record).expect("add");
+    store
+        .add_review(&Record {
+            step: Step::MassSms,
+            by: "赵".into(),
+            at: t(9, 40),
+            ..record.clone()
+        })
+        .expect("add");
+    let reviews = store.reviews().expect("reviews");
+    assert_eq!(reviews.len(), 2);
+    assert_eq!(reviews[0], record);
+    assert_eq!(reviews[1].step, Step::MassSms);
+    let audit = store.audit(t(0, 0), t(23, 0), None).expect("audit");
+    let lines: Vec<(String, String)> = audit
+        .iter()
+        .map(|r| (r.kind.code().to_owned(), r.by.clone().unwrap_or_default()))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            ("item-reviewed".to_owned(), "李法制".to_owned()),
+            ("item-reviewed".to_owned(), "赵".to_owned())
+        ]
+    );
+}
+
+#[test]
+fn pruning_the_audit_keeps_what_is_younger_and_what_is_in_force() {
+    let (_dir, path) = temp();
+    let store = Store::open(&path).expect("open");
+    let old = slot("square", SlotKind::Item, "cg-old", t(8, 0), t(8, 5));
+    let id = store.slot_started(&old).expect("start");
+    store.slot_ended(id, t(8, 5)).expect("end");
+    let young = slot("square", SlotKind::Item, "cg-new", t(12, 0), t(12, 5));
+    let id = store.slot_started(&young).expect("start");
+    store.slot_ended(id, t(12, 5)).expect("end");
+    // Still on air from before the cutoff: not history yet.
+    store
+        .slot_started(&slot(
+            "town",
+            SlotKind::Item,
+            "cg-on-air",
+            t(9, 0),
+            t(13, 0),
+        ))
+        .expect("start");
+    store
+        .withdraw("zb-1", t(8, 30), "张", "错字")
+        .expect("withdraw");
+    store
+        .record(Action::SmsCancelled, "cg-old", "张", "3", t(12, 30))
+        .expect("record");
+    let removed = store.prune_audit(t(10, 0)).expect("prune");
+    assert_eq!(
+        removed, 2,
+        "the old slot and the old withdrawal's audit line"
+    );
+    let rows = listed(&store, t(0, 0), t(23, 0), None);
+    assert_eq!(
+        rows,
+        [
+            "town item cg-on-air 09:00-13:00?",
+            "square item cg-new 12:00-12:05",
+            "- sms-cancelled cg-old 12:30-12:30"
+        ]
+    );
+    assert_eq!(store.withdrawn().expect("withdrawn"), ["zb-1"]);
 }
 
 #[test]

@@ -416,7 +416,7 @@ fn the_daemon_records_what_each_board_shows() {
     site.edit(
         "gongkai.yaml",
         "sms: {",
-        "simulate: true\nadmin: { listen: \"127.0.0.1:0\" }\nsms: {",
+        "simulate: true\nreview: { required: draft }\nadmin: { listen: \"127.0.0.1:0\" }\nsms: {",
     );
     // A default playlist (no window) with no validity: on air whenever the test runs.
     site.write(

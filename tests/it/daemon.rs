@@ -38,6 +38,7 @@ fn site(admin: u16, broker: u16, port: &str) -> String {
         "\
 site: 测试县政务公开
 timezone: Asia/Shanghai
+review: {{ required: draft }}
 admin: {{ listen: 127.0.0.1:{admin}, token_env: GONGKAI_TEST_ADMIN_TOKEN }}
 mqtt:
   broker: mqtt://127.0.0.1:{broker}
@@ -472,7 +473,7 @@ async fn control_requests_are_rate_limited_even_with_a_wrong_token() {
         .write(
             "gongkai.yaml",
             format!(
-                "site: 测试县政务公开\ntimezone: Asia/Shanghai\nsimulate: true\nadmin: {{ listen: 127.0.0.1:{admin}, token_env: GONGKAI_TEST_ADMIN_TOKEN }}\ndisplays:\n  - id: hall\n    profile: strip\n    link: {{ simulated: true }}\n"
+                "site: 测试县政务公开\ntimezone: Asia/Shanghai\nreview: {{ required: draft }}\nsimulate: true\nadmin: {{ listen: 127.0.0.1:{admin}, token_env: GONGKAI_TEST_ADMIN_TOKEN }}\ndisplays:\n  - id: hall\n    profile: strip\n    link: {{ simulated: true }}\n"
             ),
         )
         .write("hw-profiles/strip.yaml", PROFILE);
@@ -672,7 +673,7 @@ async fn an_interrupt_survives_a_restart_of_the_daemon() {
         .write(
             "gongkai.yaml",
             format!(
-                "site: 测试县政务公开\ntimezone: Asia/Shanghai\nsimulate: true\nadmin: {{ listen: 127.0.0.1:{admin}, token_env: GONGKAI_TEST_ADMIN_TOKEN }}\ndisplays:\n  - id: hall\n    profile: strip\n    link: {{ simulated: true }}\n  - id: town\n    profile: strip\n    link: {{ simulated: true }}\n"
+                "site: 测试县政务公开\ntimezone: Asia/Shanghai\nreview: {{ required: draft }}\nsimulate: true\nadmin: {{ listen: 127.0.0.1:{admin}, token_env: GONGKAI_TEST_ADMIN_TOKEN }}\ndisplays:\n  - id: hall\n    profile: strip\n    link: {{ simulated: true }}\n  - id: town\n    profile: strip\n    link: {{ simulated: true }}\n"
             ),
         )
         .write("hw-profiles/strip.yaml", PROFILE)
@@ -724,7 +725,7 @@ async fn kill_9_during_writes_and_reloads_leaves_a_sound_database() {
     let admin = free_port();
     let fixture = Fixture::empty();
     let mut site = format!(
-        "site: 测试县政务公开\ntimezone: Asia/Shanghai\nsimulate: true\nadmin: {{ listen: 127.0.0.1:{admin} }}\ndisplays:\n"
+        "site: 测试县政务公开\ntimezone: Asia/Shanghai\nreview: {{ required: draft }}\nsimulate: true\nadmin: {{ listen: 127.0.0.1:{admin} }}\ndisplays:\n"
     );
     for d in 0..20 {
         site.push_str(&format!(
@@ -827,7 +828,7 @@ async fn a_withdrawn_item_leaves_every_board_at_once_and_stays_off_across_a_rest
         .write(
             "gongkai.yaml",
             format!(
-                "site: 测试县政务公开\ntimezone: Asia/Shanghai\nsimulate: true\nadmin: {{ listen: 127.0.0.1:{admin}, token_env: GONGKAI_TEST_ADMIN_TOKEN }}\ndisplays:\n  - id: hall\n    profile: strip\n    link: {{ simulated: true }}\n  - id: town\n    profile: strip\n    link: {{ simulated: true }}\n"
+                "site: 测试县政务公开\ntimezone: Asia/Shanghai\nreview: {{ required: draft }}\nsimulate: true\nadmin: {{ listen: 127.0.0.1:{admin}, token_env: GONGKAI_TEST_ADMIN_TOKEN }}\ndisplays:\n  - id: hall\n    profile: strip\n    link: {{ simulated: true }}\n  - id: town\n    profile: strip\n    link: {{ simulated: true }}\n"
             ),
         )
         .write("hw-profiles/strip.yaml", PROFILE)
@@ -943,7 +944,7 @@ async fn the_daemon_sends_a_bulletin_once_to_each_subscriber_even_across_a_resta
         .write(
             "gongkai.yaml",
             format!(
-                "site: 测试县政务公开\ntimezone: Asia/Shanghai\nsimulate: true\nadmin: {{ listen: 127.0.0.1:{admin} }}\npublic: {{ listen: 127.0.0.1:{public}, token_env: GONGKAI_TEST_ADMIN_TOKEN }}\nsms:\n  signature: 测试县政务公开\n  outbox: var/outbox.jsonl\n  quiet_hours: {{ from: \"{quiet_from:02}:00\", until: \"{quiet_until:02}:00\" }}\n  digest: false\n  gateways:\n    - id: local\n      kind: outbox\n  route: [local]\ndisplays:\n  - id: hall\n    profile: strip\n    link: {{ simulated: true }}\n"
+                "site: 测试县政务公开\ntimezone: Asia/Shanghai\nreview: {{ required: draft }}\nsimulate: true\nadmin: {{ listen: 127.0.0.1:{admin} }}\npublic: {{ listen: 127.0.0.1:{public}, token_env: GONGKAI_TEST_ADMIN_TOKEN }}\nsms:\n  signature: 测试县政务公开\n  outbox: var/outbox.jsonl\n  quiet_hours: {{ from: \"{quiet_from:02}:00\", until: \"{quiet_until:02}:00\" }}\n  digest: false\n  gateways:\n    - id: local\n      kind: outbox\n  route: [local]\ndisplays:\n  - id: hall\n    profile: strip\n    link: {{ simulated: true }}\n"
             ),
         )
         .write("hw-profiles/strip.yaml", PROFILE)
@@ -1080,7 +1081,7 @@ async fn a_touchscreen_gets_its_typeset_page_over_mqtt_as_png() {
         .write(
             "gongkai.yaml",
             format!(
-                "site: 测试县政务公开\ntimezone: Asia/Shanghai\nadmin: {{ listen: 127.0.0.1:{admin} }}\nmqtt:\n  broker: mqtt://127.0.0.1:{}\n  topic_prefix: {PREFIX}\n  username: {USER}\n  password_env: GONGKAI_TEST_MQTT_PASSWORD\ndisplays:\n  - id: kiosk\n    profile: touch\n    link: {{ mqtt: kiosk/hall }}\n",
+                "site: 测试县政务公开\ntimezone: Asia/Shanghai\nreview: {{ required: draft }}\nadmin: {{ listen: 127.0.0.1:{admin} }}\nmqtt:\n  broker: mqtt://127.0.0.1:{}\n  topic_prefix: {PREFIX}\n  username: {USER}\n  password_env: GONGKAI_TEST_MQTT_PASSWORD\ndisplays:\n  - id: kiosk\n    profile: touch\n    link: {{ mqtt: kiosk/hall }}\n",
                 broker.port
             ),
         )
@@ -1146,7 +1147,7 @@ async fn a_backup_taken_while_the_daemon_writes_is_whole_and_private() {
     let none = backup(&fixture.path().join("backups"));
     assert_eq!(none.status.code(), Some(1));
     let mut site = format!(
-        "site: 测试县政务公开\ntimezone: Asia/Shanghai\nsimulate: true\nadmin: {{ listen: 127.0.0.1:{admin} }}\ndisplays:\n"
+        "site: 测试县政务公开\ntimezone: Asia/Shanghai\nreview: {{ required: draft }}\nsimulate: true\nadmin: {{ listen: 127.0.0.1:{admin} }}\ndisplays:\n"
     );
     for d in 0..10 {
         site.push_str(&format!(
