@@ -21,6 +21,7 @@ mod backup;
 mod daemon;
 pub mod emulate;
 mod preview;
+mod review;
 mod schedule;
 mod sms;
 
@@ -200,6 +201,19 @@ pub enum Command {
         restore: bool,
         #[arg(long, value_name = "TEXT", conflicts_with = "restore")]
         reason: Option<String>,
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
+    },
+    /// Record a review (三审) of an item through the running daemon, or show where items stand.
+    Review {
+        #[arg(value_name = "ITEM")]
+        item: Option<String>,
+        #[arg(long, value_name = "STAGE", requires = "item", requires = "by")]
+        stage: Option<String>,
+        #[arg(long, value_name = "NAME", requires = "stage")]
+        by: Option<String>,
+        #[arg(long, conflicts_with_all = ["item", "stage"])]
+        list: bool,
         #[arg(long, value_name = "URL")]
         url: Option<String>,
     },
@@ -519,6 +533,22 @@ pub fn run(args: &Args, lang: Lang) -> Exit {
                 display: display.clone(),
                 csv: *csv,
                 db: db.clone(),
+            },
+            lang,
+        ),
+        Command::Review {
+            item,
+            stage,
+            by,
+            list: _,
+            url,
+        } => review::review(
+            &args.site,
+            &review::ReviewArgs {
+                item: item.as_deref(),
+                stage: stage.as_deref(),
+                by: by.as_deref(),
+                url: url.as_deref(),
             },
             lang,
         ),

@@ -24,7 +24,8 @@ use sha2::{Digest, Sha256};
 use crate::config::model::Item;
 
 /// How far an item has got. Ordered: a later stage includes the earlier ones.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Stage {
     /// Nothing recorded for the current text.
     #[default]

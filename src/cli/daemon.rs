@@ -146,14 +146,14 @@ fn admin(site: &Path, url: Option<&str>, lang: Lang) -> Result<(String, Option<S
 }
 
 /// A request to the admin API: method, path below the base, JSON body.
-struct AdminRequest {
-    method: reqwest::Method,
-    path: String,
-    body: Option<serde_json::Value>,
+pub(crate) struct AdminRequest {
+    pub method: reqwest::Method,
+    pub path: String,
+    pub body: Option<serde_json::Value>,
 }
 
 /// The operator's name for the audit: `$USER`, plain ASCII (it travels in a URL).
-fn operator() -> String {
+pub(crate) fn operator() -> String {
     std::env::var("USER")
         .unwrap_or_default()
         .chars()
@@ -235,10 +235,52 @@ fn call_admin(
     done: Option<String>,
     lang: Lang,
 ) -> Exit {
-    let (base, token) = match admin(site, url, lang) {
-        Ok(found) => found,
+    let (status, text) = match admin_call(site, url, request, lang) {
+        Ok(answer) => answer,
         Err(exit) => return exit,
     };
+    if status.is_success() {
+        match (text.is_empty(), done) {
+            (false, _) => println!("{text}"),
+            (true, Some(done)) => println!("{done}"),
+            (true, None) => {}
+        }
+        return Exit::Ok;
+    }
+    refused(status, &text, lang)
+}
+
+/// Says that the daemon refused a request, and picks the exit code: the operator's mistake
+/// (unknown, malformed, not fitting) is `Problems`, anything else `Failed`.
+pub(crate) fn refused(status: reqwest::StatusCode, text: &str, lang: Lang) -> Exit {
+    let code = status.as_u16().to_string();
+    eprintln!(
+        "{}",
+        tr(
+            lang,
+            "daemon.refused",
+            &[("status", &code), ("reason", text)]
+        )
+    );
+    if status == reqwest::StatusCode::NOT_FOUND
+        || status == reqwest::StatusCode::BAD_REQUEST
+        || status == reqwest::StatusCode::CONFLICT
+    {
+        Exit::Problems
+    } else {
+        Exit::Failed
+    }
+}
+
+/// Sends `request` to the running daemon's admin listener; its status and body, or the exit
+/// code after saying why it could not be reached.
+pub(crate) fn admin_call(
+    site: &Path,
+    url: Option<&str>,
+    request: AdminRequest,
+    lang: Lang,
+) -> Result<(reqwest::StatusCode, String), Exit> {
+    let (base, token) = admin(site, url, lang)?;
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -250,7 +292,7 @@ fn call_admin(
                 "{}",
                 tr(lang, "daemon.runtime_failed", &[("reason", &reason)])
             );
-            return Exit::Failed;
+            return Err(Exit::Failed);
         }
     };
     runtime.block_on(async {
@@ -266,13 +308,10 @@ fn call_admin(
             Exit::Failed
         };
         crate::install_crypto_provider();
-        let client = match reqwest::Client::builder()
+        let client = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(10))
             .build()
-        {
-            Ok(client) => client,
-            Err(e) => return unreachable(e.to_string()),
-        };
+            .map_err(|e| unreachable(e.to_string()))?;
         let mut builder = client.request(request.method, format!("{base}{}", request.path));
         if let Some(token) = &token {
             builder = builder.bearer_auth(token);
@@ -280,33 +319,12 @@ fn call_admin(
         if let Some(body) = &request.body {
             builder = builder.json(body);
         }
-        let response = match builder.send().await {
-            Ok(response) => response,
-            Err(e) => return unreachable(e.to_string()),
-        };
+        let response = builder
+            .send()
+            .await
+            .map_err(|e| unreachable(e.to_string()))?;
         let status = response.status();
         let text = response.text().await.unwrap_or_default();
-        if status.is_success() {
-            match (text.is_empty(), done) {
-                (false, _) => println!("{text}"),
-                (true, Some(done)) => println!("{done}"),
-                (true, None) => {}
-            }
-            return Exit::Ok;
-        }
-        let code = status.as_u16().to_string();
-        eprintln!(
-            "{}",
-            tr(
-                lang,
-                "daemon.refused",
-                &[("status", &code), ("reason", &text)]
-            )
-        );
-        if status == reqwest::StatusCode::NOT_FOUND || status == reqwest::StatusCode::BAD_REQUEST {
-            Exit::Problems
-        } else {
-            Exit::Failed
-        }
+        Ok((status, text))
     })
 }

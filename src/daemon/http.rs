@@ -24,7 +24,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::oneshot;
 
 use super::links::LinkHealth;
-use super::{Control, Notice, Shared};
+use super::{Control, Notice, ReviewError, Shared};
 use crate::preview::{LedLook, write_png};
 
 /// The live page: one file, no outside resources (it runs on a closed network).
@@ -50,6 +50,8 @@ pub fn admin_router(shared: Arc<Shared>) -> axum::Router {
         .route("/api/withdrawn", get(withdrawn))
         .route("/api/withdraw", post(withdraw))
         .route("/api/withdraw/{item}", delete(restore))
+        .route("/api/reviews", get(reviews))
+        .route("/api/review", post(review))
         .with_state(shared)
 }
 
@@ -380,6 +382,8 @@ struct StatusJson {
     reload: super::ReloadState,
     /// From a slot boundary to the picture handed to the link, over the last samples.
     slot_lateness: Lateness,
+    /// Items kept off boards and SMS until reviewed far enough.
+    held_for_review: Vec<super::gate::Held>,
 }
 
 #[derive(serde::Serialize)]
@@ -412,6 +416,11 @@ async fn status(State(shared): State<Arc<Shared>>) -> Json<StatusJson> {
                 max_ms: q[2] * 1000.0,
             }
         },
+        held_for_review: shared
+            .held
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone(),
     })
 }
 
@@ -695,9 +704,14 @@ async fn withdraw(
     if let Err(refused) = authorize(&shared, &headers) {
         return *refused;
     }
-    // The running site before withdrawals is not at hand here: an item is known if the
-    // running site has it or it is withdrawn already.
-    let known = shared.model().item(&request.item).is_some()
+    // Known if the site as loaded has it (shown, held for review or withdrawn already), or it
+    // is withdrawn already and has since left the site.
+    let loaded = shared
+        .loaded
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    let known = loaded.item(&request.item).is_some()
         || shared
             .withdrawn
             .lock()
@@ -732,6 +746,154 @@ async fn restore(
         reply: tx,
     };
     changed_answer(&shared, control, rx, &item).await
+}
+
+/// One review in `/api/reviews`.
+#[derive(Debug, serde::Serialize)]
+struct ReviewView {
+    stage: &'static str,
+    by: String,
+    at: DateTime<Utc>,
+}
+
+/// One item in `/api/reviews`.
+#[derive(Debug, serde::Serialize)]
+struct ItemReview {
+    item: String,
+    title: String,
+    playlist: String,
+    stage: crate::review::Stage,
+    required: crate::review::Stage,
+    /// On boards and SMS now: reviewed far enough and not withdrawn.
+    published: bool,
+    withdrawn: bool,
+    /// The reviews that count for the current text, in stage order.
+    reviews: Vec<ReviewView>,
+    /// Who gave the second approval for a mass SMS of this text.
+    mass_sms_by: Option<String>,
+    /// Reviews of an earlier text: the item was edited after them.
+    stale_reviews: usize,
+    /// What a reviewer approves: the SHA-256 of the item's text and settings.
+    hash: String,
+}
+
+/// Every item of the site as loaded, with how far its current text has got.
+async fn reviews(State(shared): State<Arc<Shared>>) -> Json<Vec<ItemReview>> {
+    let loaded = shared
+        .loaded
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    let records = shared
+        .reviews
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    let withdrawn = shared
+        .withdrawn
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    let required = loaded.site.review.required;
+    let mut out = Vec::new();
+    for playlist in &loaded.playlists {
+        for item in &playlist.items {
+            let hash = crate::review::content_hash(item);
+            let mine: Vec<crate::review::Record> = records
+                .iter()
+                .filter(|r| r.item == item.id)
+                .cloned()
+                .collect();
+            let standing = crate::review::standing(&hash, &mine);
+            let is_withdrawn = withdrawn.contains(&item.id);
+            out.push(ItemReview {
+                item: item.id.clone(),
+                title: item.title.clone(),
+                playlist: playlist.id.clone(),
+                stage: standing.stage,
+                required,
+                published: standing.stage >= required && !is_withdrawn,
+                withdrawn: is_withdrawn,
+                reviews: standing
+                    .chain
+                    .iter()
+                    .map(|r| ReviewView {
+                        stage: r.step.code(),
+                        by: r.by.clone(),
+                        at: r.at,
+                    })
+                    .collect(),
+                mass_sms_by: standing.mass_sms.map(|r| r.by),
+                stale_reviews: standing.stale,
+                hash,
+            });
+        }
+    }
+    Json(out)
+}
+
+/// `POST /api/review`.
+#[derive(Debug, serde::Deserialize)]
+pub struct ReviewRequest {
+    pub item: String,
+    /// `reviewed`, `legal`, `approved` or `mass-sms` (or their Chinese names).
+    pub stage: String,
+    pub by: String,
+}
+
+/// Records a review of the item's current text: 200 with where it stands now, 404 for an
+/// unknown item, 409 when the review does not fit (out of order, twice, the same person).
+async fn review(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Json(request): Json<ReviewRequest>,
+) -> Response {
+    if let Err(refused) = authorize(&shared, &headers) {
+        return *refused;
+    }
+    let Some(step) = crate::review::Step::parse(&request.stage) else {
+        return bad_request(format!(
+            "`{}` is not a review stage: reviewed, legal, approved or mass-sms",
+            request.stage
+        ));
+    };
+    let (tx, rx) = oneshot::channel();
+    let control = Control::Review {
+        item: request.item.clone(),
+        step,
+        by: request.by.clone(),
+        reply: tx,
+    };
+    if shared.control.send(control).await.is_err() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "stopping").into_response();
+    }
+    let required = shared.model().site.review.required;
+    match rx.await {
+        Ok(Ok(standing)) => Json(serde_json::json!({
+            "item": request.item,
+            "stage": standing.stage,
+            "required": required,
+            "published": standing.stage >= required,
+            "mass_sms_by": standing.mass_sms.map(|r| r.by),
+        }))
+        .into_response(),
+        Ok(Err(e @ ReviewError::UnknownItem(_))) => (
+            StatusCode::NOT_FOUND,
+            Json(serde_json::json!({ "error": e.to_string() })),
+        )
+            .into_response(),
+        Ok(Err(e @ ReviewError::Refused(_))) => (
+            StatusCode::CONFLICT,
+            Json(serde_json::json!({ "error": e.to_string() })),
+        )
+            .into_response(),
+        Ok(Err(e)) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Json(serde_json::json!({ "error": e.to_string() })),
+        )
+            .into_response(),
+        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "stopping").into_response(),
+    }
 }
 
 /// Sends `control` and answers: 200 with whether anything changed, 500 when the database
@@ -785,6 +947,15 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
         out,
         "# HELP gongkai_reload_rejected The last change was refused and not yet fixed.\n# TYPE gongkai_reload_rejected gauge\ngongkai_reload_rejected {}",
         u8::from(reload.rejected.is_some())
+    );
+    let held = shared
+        .held
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .len();
+    let _ = writeln!(
+        out,
+        "# HELP gongkai_items_held_for_review Items kept off boards and SMS until reviewed far enough.\n# TYPE gongkai_items_held_for_review gauge\ngongkai_items_held_for_review {held}"
     );
     let (samples, q) = shared.lateness.quantiles(&[0.5, 0.9, 0.99]);
     let _ = writeln!(

@@ -15,6 +15,7 @@
 
 pub mod audit;
 pub mod display;
+pub mod gate;
 pub mod http;
 pub mod links;
 pub mod picture;
@@ -166,6 +167,24 @@ pub enum Control {
         by: String,
         reply: oneshot::Sender<Result<bool, String>>,
     },
+    /// Records a review of an item's current text.
+    Review {
+        item: String,
+        step: crate::review::Step,
+        by: String,
+        reply: oneshot::Sender<Result<crate::review::Standing, ReviewError>>,
+    },
+}
+
+/// Why a review was not recorded.
+#[derive(Debug, thiserror::Error)]
+pub enum ReviewError {
+    #[error("no item {0} in the site")]
+    UnknownItem(String),
+    #[error(transparent)]
+    Refused(#[from] crate::review::Refusal),
+    #[error("saving the review: {0}")]
+    Store(String),
 }
 
 /// State shared between the supervisor and the admin listener.
@@ -177,6 +196,14 @@ pub struct Shared {
     pub notices: Mutex<Vec<Notice>>,
     /// Items taken off every board until restored.
     pub withdrawn: Mutex<std::collections::BTreeSet<String>>,
+    /// Every review recorded (from the store, then as they are recorded).
+    pub reviews: Mutex<Vec<crate::review::Record>>,
+    /// Items held back until reviewed far enough, as of the last reload.
+    pub held: Mutex<Vec<gate::Held>>,
+    /// Items whose current text has a second approval for a mass SMS.
+    pub mass_sms_approved: Mutex<std::collections::BTreeSet<String>>,
+    /// The site as loaded, before withdrawn and held items are taken out.
+    pub loaded: RwLock<Arc<Model>>,
     /// A display id each time its status changes.
     pub events: broadcast::Sender<String>,
     pub control: mpsc::Sender<Control>,
@@ -229,6 +256,9 @@ struct Supervisor {
     running_site: watch::Sender<Arc<Model>>,
     /// Work started in the background (an interrupt's SMS) that a stop waits for.
     background: Vec<tokio::task::JoinHandle<()>>,
+    /// The text (hash) of each item that passed the gate last time: an item that stops
+    /// passing because it was edited is logged as such.
+    passed: HashMap<String, String>,
 }
 
 /// Runs the daemon until SIGTERM or SIGINT. Must be called inside a tokio runtime.
@@ -289,6 +319,10 @@ pub async fn run(options: Options, store: Arc<Store>) -> Result<(), StartError> 
         }),
         notices: Mutex::new(Vec::new()),
         withdrawn: Mutex::default(),
+        reviews: Mutex::default(),
+        held: Mutex::default(),
+        mass_sms_approved: Mutex::default(),
+        loaded: RwLock::new(model.clone()),
         events,
         control: control_tx,
         token,
@@ -317,9 +351,11 @@ pub async fn run(options: Options, store: Arc<Store>) -> Result<(), StartError> 
         loaded: model.clone(),
         running_site: watch::Sender::new(model.clone()),
         background: Vec::new(),
+        passed: HashMap::new(),
     };
     supervisor.load_notices().await;
     supervisor.load_withdrawn().await;
+    supervisor.load_reviews().await;
     supervisor.apply(model).await;
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
@@ -497,15 +533,6 @@ fn watch_site(
     Some(watcher)
 }
 
-/// `model` without the items named in `withdrawn`.
-fn without_items(model: &Model, withdrawn: &std::collections::BTreeSet<String>) -> Model {
-    let mut model = model.clone();
-    for playlist in &mut model.playlists {
-        playlist.items.retain(|item| !withdrawn.contains(&item.id));
-    }
-    model
-}
-
 /// What each display's content depends on, hashed: when it differs after a reload, the display
 /// recomputes (and sends only if its picture changed).
 fn fingerprints(model: &Model) -> Vec<u64> {
@@ -571,20 +598,66 @@ impl Supervisor {
             .clone()
     }
 
-    /// Runs `loaded` (a site as read), without the items withdrawn.
+    /// Runs `loaded` (a site as read), without the items withdrawn or held for review.
     async fn apply(&mut self, loaded: Arc<Model>) {
         self.loaded = loaded.clone();
+        *self
+            .shared
+            .loaded
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = loaded.clone();
         let withdrawn = self
             .shared
             .withdrawn
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone();
-        let model = if withdrawn.is_empty() {
-            loaded
-        } else {
-            Arc::new(without_items(&loaded, &withdrawn))
+        let gated = {
+            let reviews = self
+                .shared
+                .reviews
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            gate::gate(&loaded, &withdrawn, &reviews)
         };
+        for held in &gated.held {
+            if self
+                .passed
+                .get(&held.item)
+                .is_some_and(|hash| *hash != held.hash)
+            {
+                tracing::warn!(
+                    item = %held.item,
+                    required = %held.required,
+                    "the item changed after its review; held back until it is reviewed again"
+                );
+            }
+        }
+        let before = self
+            .shared
+            .held
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .len();
+        if gated.held.len() != before || self.passed.is_empty() {
+            tracing::info!(
+                held = gated.held.len(),
+                required = %loaded.site.review.required,
+                "items held back until reviewed (gongkai review --list)"
+            );
+        }
+        self.passed = gated.passed;
+        *self
+            .shared
+            .held
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = gated.held;
+        *self
+            .shared
+            .mass_sms_approved
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = gated.mass_sms;
+        let model = gated.model.map_or(loaded, Arc::new);
         self.apply_model(model).await;
     }
 
@@ -858,6 +931,15 @@ impl Supervisor {
                 let result = self.set_withdrawn(item, by, None).await;
                 let _ = reply.send(result);
             }
+            Control::Review {
+                item,
+                step,
+                by,
+                reply,
+            } => {
+                let result = self.review(item, step, by).await;
+                let _ = reply.send(result);
+            }
             Control::EndNotice(id, by, reply) => {
                 let found = {
                     let mut notices = self
@@ -969,6 +1051,75 @@ impl Supervisor {
             }
             result => tracing::error!(?result, "reading the withdrawn items"),
         }
+    }
+
+    /// The reviews recorded so far, from the store.
+    async fn load_reviews(&mut self) {
+        let store = self.store.clone();
+        match tokio::task::spawn_blocking(move || store.reviews()).await {
+            Ok(Ok(reviews)) => {
+                *self
+                    .shared
+                    .reviews
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = reviews;
+            }
+            // Without the reviews every item is held (the safe side) and the log says why.
+            result => tracing::error!(?result, "reading the reviews"),
+        }
+    }
+
+    /// Records `step` by `by` for the current text of `item`, then runs the site again.
+    async fn review(
+        &mut self,
+        item: String,
+        step: crate::review::Step,
+        by: String,
+    ) -> Result<crate::review::Standing, ReviewError> {
+        let Some(found) = self
+            .loaded
+            .playlists
+            .iter()
+            .flat_map(|p| &p.items)
+            .find(|i| i.id == item)
+        else {
+            return Err(ReviewError::UnknownItem(item));
+        };
+        let hash = crate::review::content_hash(found);
+        let mut records: Vec<crate::review::Record> = self
+            .shared
+            .reviews
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .filter(|r| r.item == item)
+            .cloned()
+            .collect();
+        let standing = crate::review::standing(&hash, &records);
+        crate::review::check(&standing, step, &by)?;
+        let record = crate::review::Record {
+            item,
+            step,
+            by: by.trim().to_owned(),
+            at: Utc::now(),
+            hash: hash.clone(),
+        };
+        let store = self.store.clone();
+        let saved = record.clone();
+        tokio::task::spawn_blocking(move || store.add_review(&saved))
+            .await
+            .map_err(|e| ReviewError::Store(e.to_string()))?
+            .map_err(|e| ReviewError::Store(e.to_string()))?;
+        tracing::info!(item = %record.item, step = record.step.code(), by = %record.by, "review recorded");
+        self.shared
+            .reviews
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(record.clone());
+        records.push(record);
+        let loaded = self.loaded.clone();
+        self.apply(loaded).await;
+        Ok(crate::review::standing(&hash, &records))
     }
 
     /// Withdraws or restores `item`, then runs the site again without what is withdrawn.

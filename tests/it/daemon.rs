@@ -1193,3 +1193,179 @@ async fn a_backup_taken_while_the_daemon_writes_is_whole_and_private() {
         .expect("the copy reads");
     assert!(rows.len() >= 10, "{} rows", rows.len());
 }
+
+/// `gongkai review` as a clerk types it; its exit code and what it printed.
+fn review(dir: &Path, args: &[&str]) -> (i32, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_gongkai"))
+        .arg("review")
+        .args(args)
+        .args(["--lang", "en", "--site"])
+        .arg(dir)
+        .env("GONGKAI_TEST_ADMIN_TOKEN", TOKEN)
+        .output()
+        .expect("gongkai review runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.code().unwrap_or(-1), text)
+}
+
+/// 三审 end to end: a board on a pseudo-terminal, a board over MQTT and the SMS outbox get an
+/// item only after its first review, legal review and approval by three different people; an
+/// edit of the approved text takes it off the boards again until it is reviewed anew.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_item_reaches_boards_and_sms_only_once_approved_and_an_edit_pulls_it_back() {
+    let broker = TestBroker::start().await;
+    let (master, slave) = SerialStream::pair().expect("a pseudo-terminal pair");
+    let port = slave.name().expect("the slave's path");
+    let board = reference_board();
+    let epoch = Instant::now();
+    tokio::spawn(serve(master, board.clone(), 115_200, epoch, |_| {}));
+    let admin = free_port();
+    let fixture = Fixture::empty();
+    // No `review:` section: the default requires approval. Quiet hours never.
+    let site = site(admin, broker.port, &port)
+        .replace("review: { required: draft }\n", "")
+        .replace(
+            "displays:",
+            "sms:\n  signature: 测试县政务公开\n  outbox: var/outbox.jsonl\n  quiet_hours: { from: \"00:00\", until: \"00:00\" }\n  digest: false\n  gateways: [{ id: local, kind: outbox }]\ndisplays:",
+        );
+    let playlist = |title: &str| {
+        playlist(title).replace(
+            "category: 政府采购",
+            "category: 政府采购\n    channels: [board, sms]",
+        )
+    };
+    fixture
+        .write("gongkai.yaml", site)
+        .write("hw-profiles/strip.yaml", PROFILE)
+        .write("playlists/main.yaml", playlist("一号公告"))
+        .write("subscribers.csv", "号码,姓名\n13800138000,张三\n");
+    let dir = fixture.path();
+    let import = Command::new(env!("CARGO_BIN_EXE_gongkai"))
+        .args(["sms", "import", "subscribers.csv", "--site"])
+        .arg(dir)
+        .current_dir(dir)
+        .output()
+        .expect("gongkai sms import runs");
+    assert!(import.status.success(), "{import:?}");
+    let base = format!("http://127.0.0.1:{admin}");
+    let outbox = dir.join("var/outbox.jsonl");
+    let daemon = Daemon::start(dir);
+    let item_frame = expected(dir, 0, item(), &[]);
+    let kinds = |displays: &serde_json::Value| -> Vec<String> {
+        displays
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|d| d["current"]["kind"].as_str().unwrap_or("").to_owned())
+            .collect()
+    };
+    assert_eq!(
+        kinds(&wait_for_every_display(&base, 2, &daemon).await),
+        ["idle", "idle"]
+    );
+    let status = get_json(&base, "/api/status").await;
+    assert_eq!(status["held_for_review"][0]["item"], "n1", "{status}");
+
+    // Out of order, then the same person twice: refused, and nothing changes.
+    let (code, text) = review(dir, &["n1", "--stage", "approved", "--by", "王五"]);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("needs legal first"), "{text}");
+    let (code, text) = review(dir, &["n1", "--stage", "reviewed", "--by", "张三"]);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("held"), "{text}");
+    let (code, text) = review(dir, &["n1", "--stage", "legal", "--by", "张三"]);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("张三 already recorded reviewed"), "{text}");
+    let (code, text) = review(dir, &["n1", "--stage", "legal", "--by", "李四"]);
+    assert_eq!(code, 0, "{text}");
+
+    // All the while, neither board got the item, nor did the SMS outbox.
+    {
+        let mut b = lock(&board);
+        b.tick(epoch.elapsed().as_millis() as u64);
+        assert_ne!(
+            b.picture(),
+            item_frame,
+            "the serial board shows an unapproved item"
+        );
+    }
+    let topic = gongkai::link::mqtt::DisplayTopics::new(PREFIX, "boards/town").frame;
+    let retained_frame = retained(broker.port, &topic, Duration::from_millis(500)).await;
+    assert!(
+        !retained_frame
+            .as_deref()
+            .and_then(|p| decode_frame(p).ok())
+            .is_some_and(|(_, f)| f == item_frame),
+        "the MQTT board shows an unapproved item"
+    );
+    assert!(
+        !outbox.exists()
+            || std::fs::read_to_string(&outbox)
+                .unwrap_or_default()
+                .is_empty()
+    );
+
+    // Approved by a third person: on both boards, and the bulletin goes out.
+    let (code, text) = review(dir, &["n1", "--stage", "approved", "--by", "王五"]);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("published"), "{text}");
+    both_show(
+        &board,
+        epoch,
+        broker.port,
+        &item_frame,
+        Duration::from_secs(10),
+        &daemon,
+        "approved",
+    )
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::fs::read_to_string(&outbox)
+        .unwrap_or_default()
+        .lines()
+        .count()
+        != 1
+    {
+        assert!(Instant::now() < deadline, "no bulletin:\n{}", daemon.log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // The approved text edited: pulled back to draft, off both boards.
+    fixture.write("playlists/main.yaml", playlist("一号公告（更正）"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while kinds(&get_json(&base, "/api/displays").await) != ["idle", "idle"] {
+        assert!(Instant::now() < deadline, "still shown:\n{}", daemon.log());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let reviews = get_json(&base, "/api/reviews").await;
+    assert_eq!(reviews[0]["stage"], "draft", "{reviews}");
+    assert_eq!(reviews[0]["stale_reviews"], 3, "{reviews}");
+    assert!(daemon.log().contains("changed after its review"));
+    let (code, text) = review(dir, &["--list"]);
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        text.contains("n1") && text.contains("1 not on boards"),
+        "{text}"
+    );
+    assert!(daemon.terminate(Duration::from_secs(5)).await.success());
+
+    // Every review is in the audit with who recorded it.
+    let store =
+        gongkai::store::Store::open_read_only(&dir.join("var/gongkai.db")).expect("the database");
+    let reviewers: Vec<String> = store
+        .audit(
+            chrono::Utc::now() - chrono::Duration::hours(1),
+            chrono::Utc::now(),
+            None,
+        )
+        .expect("audit")
+        .into_iter()
+        .filter(|r| r.kind.code() == "item-reviewed")
+        .filter_map(|r| r.by)
+        .collect();
+    assert_eq!(reviewers, ["张三", "李四", "王五"]);
+}
