@@ -9,7 +9,8 @@
 //! by the legal affairs office (复审, `legal`), final approval by the leading group (审定,
 //! `approved`). Each stage counts only on top of the one before it, for the same text, and by
 //! a different person: the point of three reviews is three pairs of eyes. A second approval for
-//! a mass SMS (`mass-sms`) counts only after `approved`, by someone other than the approver.
+//! a mass SMS (`mass-sms`) is recorded once the item has the stage the site requires, by someone
+//! other than its approver.
 //!
 //! Every review is bound to [`content_hash`] of what the reviewer saw: title, body, category,
 //! department, validity and channels. Change any of them and the item is a draft again, whatever
@@ -192,13 +193,11 @@ pub fn standing(hash: &str, records: &[Record]) -> Standing {
             None => break,
         }
     }
-    if standing.stage == Stage::Approved {
-        let approver = standing.by(Stage::Approved).unwrap_or_default().to_owned();
-        standing.mass_sms = current
-            .iter()
-            .find(|r| r.step == Step::MassSms && r.by != approver)
-            .map(|r| (*r).clone());
-    }
+    let approver = standing.by(Stage::Approved).map(str::to_owned);
+    standing.mass_sms = current
+        .iter()
+        .find(|r| r.step == Step::MassSms && approver.as_deref() != Some(r.by.as_str()))
+        .map(|r| (*r).clone());
     standing
 }
 
@@ -216,19 +215,19 @@ pub enum Refusal {
 }
 
 /// Checks that `by` may record `step` on top of `standing`: the stage before it is there, the
-/// stage itself is not, and `by` has not reviewed this text at another stage (for `mass-sms`:
-/// is not its approver).
-pub fn check(standing: &Standing, step: Step, by: &str) -> Result<(), Refusal> {
+/// stage itself is not, and `by` has not reviewed this text at another stage. A `mass-sms`
+/// approval needs the stage the site `required` and someone other than the approver.
+pub fn check(standing: &Standing, step: Step, by: &str, required: Stage) -> Result<(), Refusal> {
     let by = by.trim();
     if by.is_empty() {
         return Err(Refusal::NoName);
     }
     match step {
         Step::MassSms => {
-            if standing.stage < Stage::Approved {
+            if standing.stage < required {
                 return Err(Refusal::OutOfOrder {
                     step: step.code(),
-                    needs: Stage::Approved,
+                    needs: required,
                 });
             }
             if let Some(done) = &standing.mass_sms {
@@ -269,6 +268,48 @@ pub fn check(standing: &Standing, step: Step, by: &str) -> Result<(), Refusal> {
                 });
             }
         }
+    }
+    Ok(())
+}
+
+/// Why an item's bulletin may not go out (yet).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SmsHold {
+    #[error("the item is {stage}; SMS needs {required}")]
+    NotReviewed { stage: Stage, required: Stage },
+    #[error(
+        "{recipients} recipients is more than {limit}: a mass SMS needs a second approval by \
+         someone other than its approver {approver} (gongkai review ITEM --stage mass-sms --by NAME)"
+    )]
+    NeedsSecondApproval {
+        recipients: u64,
+        limit: u32,
+        approver: String,
+    },
+}
+
+/// Whether an item standing at `standing` may be sent to `recipients` subscribers: reviewed as
+/// far as the site requires, and above `limit` recipients also approved by a second person.
+/// The second approval is asked for whatever the site requires, because sending to the whole
+/// county at once is the mistake it is there to stop.
+pub fn sms_allowed(
+    standing: &Standing,
+    required: Stage,
+    recipients: u64,
+    limit: u32,
+) -> Result<(), SmsHold> {
+    if standing.stage < required {
+        return Err(SmsHold::NotReviewed {
+            stage: standing.stage,
+            required,
+        });
+    }
+    if recipients > u64::from(limit) && standing.mass_sms.is_none() {
+        return Err(SmsHold::NeedsSecondApproval {
+            recipients,
+            limit,
+            approver: standing.by(Stage::Approved).unwrap_or("-").to_owned(),
+        });
     }
     Ok(())
 }
@@ -331,35 +372,38 @@ mod tests {
         assert_eq!(standing("h1", &records).stage, Stage::Reviewed);
         let s = standing("h1", &records[..1]);
         assert_eq!(
-            check(&s, L, "张"),
+            check(&s, L, "张", Stage::Approved),
             Err(Refusal::SamePerson {
                 by: "张".into(),
                 stage: Stage::Reviewed
             })
         );
-        assert_eq!(check(&s, L, "李"), Ok(()));
+        assert_eq!(check(&s, L, "李", Stage::Approved), Ok(()));
     }
 
     #[test]
     fn steps_are_refused_out_of_order_or_twice() {
         let none = standing("h1", &[]);
         assert!(matches!(
-            check(&none, A, "王"),
+            check(&none, A, "王", Stage::Approved),
             Err(Refusal::OutOfOrder {
                 needs: Stage::Legal,
                 ..
             })
         ));
         assert!(matches!(
-            check(&none, Step::MassSms, "赵"),
+            check(&none, Step::MassSms, "赵", Stage::Approved),
             Err(Refusal::OutOfOrder {
                 needs: Stage::Approved,
                 ..
             })
         ));
-        assert_eq!(check(&none, R, " "), Err(Refusal::NoName));
+        assert_eq!(check(&none, R, " ", Stage::Approved), Err(Refusal::NoName));
         let s = standing("h1", &[record(R, "张", 1, "h1")]);
-        assert!(matches!(check(&s, R, "李"), Err(Refusal::Done { .. })));
+        assert!(matches!(
+            check(&s, R, "李", Stage::Approved),
+            Err(Refusal::Done { .. })
+        ));
     }
 
     #[test]
@@ -372,10 +416,10 @@ mod tests {
         let s = standing("h1", &records);
         assert_eq!(s.mass_sms, None);
         assert!(matches!(
-            check(&s, Step::MassSms, "王"),
+            check(&s, Step::MassSms, "王", Stage::Approved),
             Err(Refusal::SamePerson { .. })
         ));
-        assert_eq!(check(&s, Step::MassSms, "赵"), Ok(()));
+        assert_eq!(check(&s, Step::MassSms, "赵", Stage::Approved), Ok(()));
         records.push(record(Step::MassSms, "王", 4, "h1"));
         assert_eq!(standing("h1", &records).mass_sms, None);
         records.push(record(Step::MassSms, "赵", 5, "h1"));
@@ -385,6 +429,46 @@ mod tests {
         );
         // A second approval of an earlier text does not carry over.
         assert_eq!(standing("h2", &records).mass_sms, None);
+    }
+
+    #[test]
+    fn a_mass_send_without_a_second_approver_is_refused() {
+        let mut records = vec![
+            record(R, "张", 1, "h1"),
+            record(L, "李", 2, "h1"),
+            record(A, "王", 3, "h1"),
+        ];
+        let s = standing("h1", &records);
+        assert_eq!(sms_allowed(&s, Stage::Approved, 1000, 1000), Ok(()));
+        assert_eq!(
+            sms_allowed(&s, Stage::Approved, 1001, 1000),
+            Err(SmsHold::NeedsSecondApproval {
+                recipients: 1001,
+                limit: 1000,
+                approver: "王".into()
+            })
+        );
+        records.push(record(Step::MassSms, "赵", 4, "h1"));
+        let s = standing("h1", &records);
+        assert_eq!(sms_allowed(&s, Stage::Approved, 50_000, 1000), Ok(()));
+        let draft = standing("h2", &records);
+        assert_eq!(
+            sms_allowed(&draft, Stage::Approved, 1, 1000),
+            Err(SmsHold::NotReviewed {
+                stage: Stage::Draft,
+                required: Stage::Approved
+            })
+        );
+        // A site that requires no review still asks a second person before a mass send;
+        // there is no approver then, so anyone's second approval of the text counts.
+        assert!(matches!(
+            sms_allowed(&draft, Stage::Draft, 1001, 1000),
+            Err(SmsHold::NeedsSecondApproval { .. })
+        ));
+        assert_eq!(check(&draft, Step::MassSms, "钱", Stage::Draft), Ok(()));
+        let records = [record(Step::MassSms, "钱", 5, "h2")];
+        let draft = standing("h2", &records);
+        assert_eq!(sms_allowed(&draft, Stage::Draft, 1001, 1000), Ok(()));
     }
 
     #[test]

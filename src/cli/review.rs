@@ -237,3 +237,84 @@ fn stage_name(code: &str, lang: Lang) -> String {
         _ => code.to_owned(),
     }
 }
+
+/// For `gongkai sms send`: refuses, saying why, an item whose current text is not reviewed as
+/// far as the site requires, or a send to more than `sms.second_approval_above` subscribers
+/// without a second approval. Reads the daemon's database read-only; a site whose daemon never
+/// ran has no reviews.
+pub(crate) fn sms_gate(
+    site: &Path,
+    model: &crate::config::Model,
+    item: &crate::config::model::Item,
+    recipients: u64,
+    lang: Lang,
+) -> Result<(), Exit> {
+    let path = crate::store::default_path(site);
+    let records = match crate::store::Store::open_read_only(&path) {
+        Ok(store) => store.reviews(),
+        Err(crate::store::StoreError::Missing(_)) => Ok(Vec::new()),
+        Err(e) => Err(e),
+    };
+    let records = match records {
+        Ok(records) => records,
+        Err(e) => {
+            let (path, reason) = (path.display().to_string(), e.to_string());
+            eprintln!(
+                "{}",
+                tr(
+                    lang,
+                    "daemon.db_failed",
+                    &[("path", &path), ("reason", &reason)]
+                )
+            );
+            return Err(Exit::Failed);
+        }
+    };
+    let mine: Vec<crate::review::Record> =
+        records.into_iter().filter(|r| r.item == item.id).collect();
+    let standing = crate::review::standing(&crate::review::content_hash(item), &mine);
+    let limit = model
+        .site
+        .sms
+        .as_ref()
+        .map_or(u32::MAX, |s| s.second_approval_above);
+    match crate::review::sms_allowed(&standing, model.site.review.required, recipients, limit) {
+        Ok(()) => Ok(()),
+        Err(crate::review::SmsHold::NotReviewed { stage, required }) => {
+            eprintln!(
+                "{}",
+                tr(
+                    lang,
+                    "review.sms.not_reviewed",
+                    &[
+                        ("item", &item.id),
+                        ("stage", &stage_name(stage.code(), lang)),
+                        ("required", &stage_name(required.code(), lang)),
+                    ]
+                )
+            );
+            Err(Exit::Problems)
+        }
+        Err(crate::review::SmsHold::NeedsSecondApproval {
+            recipients,
+            limit,
+            approver,
+        }) => {
+            let (recipients, limit) = (recipients.to_string(), limit.to_string());
+            eprintln!(
+                "{}",
+                tr(
+                    lang,
+                    "review.sms.needs_second",
+                    &[
+                        ("item", &item.id),
+                        ("recipients", &recipients),
+                        ("limit", &limit),
+                        ("approver", &approver),
+                    ]
+                )
+            );
+            Err(Exit::Problems)
+        }
+    }
+}

@@ -368,6 +368,11 @@ pub async fn run(options: Options, store: Arc<Store>) -> Result<(), StartError> 
         shared.sms_status.clone(),
         shutdown_rx.clone(),
     ));
+    let retention_task = tokio::spawn(prune_audit_daily(
+        supervisor.running_site.subscribe(),
+        store.clone(),
+        shutdown_rx.clone(),
+    ));
     let server = serve(
         listener,
         http::admin_router(shared.clone()),
@@ -430,6 +435,7 @@ pub async fn run(options: Options, store: Arc<Store>) -> Result<(), StartError> 
     let _ = tokio::time::timeout(Duration::from_secs(1), server).await;
     // A send in progress finishes its call and records the outcome (the ledger is the queue).
     let _ = tokio::time::timeout(Duration::from_secs(3), sms_task).await;
+    let _ = tokio::time::timeout(Duration::from_secs(1), retention_task).await;
     if let Some(public) = public_server {
         let _ = tokio::time::timeout(Duration::from_secs(1), public).await;
     }
@@ -448,6 +454,36 @@ pub async fn run(options: Options, store: Arc<Store>) -> Result<(), StartError> 
     let _ = tokio::task::spawn_blocking(move || audit_thread.join()).await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Deletes audit rows older than the site's `retention.audit`, a minute after the start and
+/// then once a day. Pruning is a deletion in one transaction; the next VACUUM (or `gongkai
+/// backup`) returns the space.
+async fn prune_audit_daily(
+    site: watch::Receiver<Arc<Model>>,
+    store: Arc<Store>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut next = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep_until(next) => {}
+            _ = stop.changed() => return,
+        }
+        next += Duration::from_secs(86_400);
+        let years = site.borrow().site.retention.audit_years;
+        let Some(before) = Utc::now().checked_sub_months(chrono::Months::new(12 * years)) else {
+            continue;
+        };
+        let store = store.clone();
+        match tokio::task::spawn_blocking(move || store.prune_audit(before)).await {
+            Ok(Ok(0)) => {}
+            Ok(Ok(rows)) => {
+                tracing::info!(rows, %before, "audit rows past their retention deleted")
+            }
+            result => tracing::error!(?result, "pruning the audit"),
+        }
+    }
 }
 
 /// Serves `router` on `listener` until `shutdown` turns true (requests under way finish).
@@ -1096,7 +1132,7 @@ impl Supervisor {
             .cloned()
             .collect();
         let standing = crate::review::standing(&hash, &records);
-        crate::review::check(&standing, step, &by)?;
+        crate::review::check(&standing, step, &by, self.loaded.site.review.required)?;
         let record = crate::review::Record {
             item,
             step,
