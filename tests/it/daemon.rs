@@ -1213,8 +1213,10 @@ fn review(dir: &Path, args: &[&str]) -> (i32, String) {
 }
 
 /// 三审 end to end: a board on a pseudo-terminal, a board over MQTT and the SMS outbox get an
-/// item only after its first review, legal review and approval by three different people; an
-/// edit of the approved text takes it off the boards again until it is reviewed anew.
+/// item only after its first review, legal review and approval by three different people;
+/// `gongkai withdraw` replaces the picture on both boards (the serial board's and the MQTT
+/// board's retained frame) and restoring brings it back; an edit of the approved text takes it
+/// off the boards again until it is reviewed anew.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_item_reaches_boards_and_sms_only_once_approved_and_an_edit_pulls_it_back() {
     let broker = TestBroker::start().await;
@@ -1333,6 +1335,55 @@ async fn an_item_reaches_boards_and_sms_only_once_approved_and_an_edit_pulls_it_
         assert!(Instant::now() < deadline, "no bulletin:\n{}", daemon.log());
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+
+    // The kill switch: off both boards at once (the serial board's picture replaced, the
+    // MQTT board's retained frame replaced), then back when restored.
+    let withdraw = Command::new(env!("CARGO_BIN_EXE_gongkai"))
+        .args(["withdraw", "n1", "--reason", "内容有误", "--site"])
+        .arg(dir)
+        .env("GONGKAI_TEST_ADMIN_TOKEN", TOKEN)
+        .output()
+        .expect("gongkai withdraw runs");
+    assert!(withdraw.status.success(), "{withdraw:?}");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let serial_clear = {
+            let mut b = lock(&board);
+            b.tick(epoch.elapsed().as_millis() as u64);
+            b.picture() != item_frame
+        };
+        let mqtt_clear = !retained(broker.port, &topic, Duration::from_millis(200))
+            .await
+            .as_deref()
+            .and_then(|p| decode_frame(p).ok())
+            .is_some_and(|(_, f)| f == item_frame);
+        if serial_clear && mqtt_clear {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "serial cleared {serial_clear}, MQTT cleared {mqtt_clear}:\n{}",
+            daemon.log()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let restore = Command::new(env!("CARGO_BIN_EXE_gongkai"))
+        .args(["withdraw", "n1", "--restore", "--site"])
+        .arg(dir)
+        .env("GONGKAI_TEST_ADMIN_TOKEN", TOKEN)
+        .output()
+        .expect("gongkai withdraw runs");
+    assert!(restore.status.success(), "{restore:?}");
+    both_show(
+        &board,
+        epoch,
+        broker.port,
+        &item_frame,
+        Duration::from_secs(10),
+        &daemon,
+        "restored",
+    )
+    .await;
 
     // The approved text edited: pulled back to draft, off both boards.
     fixture.write("playlists/main.yaml", playlist("一号公告（更正）"));
