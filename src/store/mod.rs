@@ -712,10 +712,14 @@ impl Store {
             ],
         )?;
         let detail = format!("{} {}", review.step.code(), review.hash);
+        let action = match review.step {
+            crate::review::Step::MassSms => Action::SmsSecondApproval,
+            crate::review::Step::Stage(_) => Action::ItemReviewed,
+        };
         record_action(
             &tx,
             review.at,
-            Action::ItemReviewed,
+            action,
             &review.item,
             &review.by,
             &detail,

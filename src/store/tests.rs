@@ -243,7 +243,7 @@ fn reviews_round_trip_and_are_audited() {
         lines,
         [
             ("item-reviewed".to_owned(), "李法制".to_owned()),
-            ("item-reviewed".to_owned(), "赵".to_owned())
+            ("sms-second-approval".to_owned(), "赵".to_owned())
         ]
     );
 }
