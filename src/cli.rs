@@ -21,6 +21,7 @@ mod backup;
 mod daemon;
 pub mod emulate;
 mod preview;
+mod publish;
 mod review;
 mod schedule;
 mod sms;
@@ -225,6 +226,36 @@ pub enum Command {
         db: Option<PathBuf>,
         #[arg(long, value_name = "FILE")]
         ledger: Option<PathBuf>,
+    },
+    /// Add an item to a playlist file, keeping its comments and formatting.
+    Publish {
+        #[arg(long, value_name = "ID")]
+        playlist: String,
+        #[arg(long, value_name = "TEXT", allow_hyphen_values = true)]
+        title: String,
+        #[arg(
+            long,
+            value_name = "TEXT",
+            conflicts_with = "body_file",
+            allow_hyphen_values = true
+        )]
+        body: Option<String>,
+        #[arg(long, value_name = "FILE")]
+        body_file: Option<PathBuf>,
+        #[arg(long, value_name = "CATEGORY")]
+        category: String,
+        #[arg(long, value_name = "DATE")]
+        until: String,
+        #[arg(long, value_name = "DATE")]
+        from: Option<String>,
+        #[arg(long, value_name = "TEXT", allow_hyphen_values = true)]
+        department: Option<String>,
+        #[arg(long, value_name = "ID")]
+        id: Option<String>,
+        #[arg(long, value_name = "COLOR")]
+        color: Option<String>,
+        #[arg(long)]
+        dry_run: bool,
     },
     /// SMS bulletins.
     Sms {
@@ -574,6 +605,35 @@ pub fn run(args: &Args, lang: Lang) -> Exit {
                     .unwrap_or_else(|| args.site.join(crate::sms::ledger::DEFAULT_PATH)),
             ],
             to,
+            lang,
+        ),
+        Command::Publish {
+            playlist,
+            title,
+            body,
+            body_file,
+            category,
+            until,
+            from,
+            department,
+            id,
+            color,
+            dry_run,
+        } => publish::run(
+            &args.site,
+            &publish::Options {
+                playlist: playlist.clone(),
+                title: title.clone(),
+                body: body.clone(),
+                body_file: body_file.clone(),
+                category: category.clone(),
+                until: until.clone(),
+                from: from.clone(),
+                department: department.clone(),
+                id: id.clone(),
+                color: color.clone(),
+                dry_run: *dry_run,
+            },
             lang,
         ),
         Command::Sms { command } => match command {

@@ -10,6 +10,7 @@
 //! This module reads files and nothing else: no clock, no network, no devices.
 
 pub mod capacity;
+pub mod edit;
 pub mod glyphs;
 pub mod model;
 pub mod raw;
@@ -60,6 +61,29 @@ pub struct SiteSources {
 pub fn load(dir: &Path) -> Loaded {
     let mut report = Report::default();
     let sources = read_sources(dir, &mut report);
+    check_sources(dir, sources, report)
+}
+
+/// Reads and checks the site in `dir` as it would be with `text` as the playlist file `name`
+/// (relative to `dir`), or without that file when `text` is `None`: how an edit is validated
+/// before it is written.
+pub fn load_with_playlist(dir: &Path, name: &str, text: Option<String>) -> Loaded {
+    let mut report = Report::default();
+    let mut sources = read_sources(dir, &mut report);
+    sources.playlists.retain(|f| f.name != name);
+    if let Some(text) = text {
+        sources.playlists.push(SourceFile {
+            name: name.to_owned(),
+            text,
+        });
+        // Same order as on disk: "file order" decides which duplicate is reported.
+        sources.playlists.sort_by(|a, b| a.name.cmp(&b.name));
+    }
+    check_sources(dir, sources, report)
+}
+
+/// Checks sources already read; `dir` is where fonts are looked up.
+fn check_sources(dir: &Path, sources: SiteSources, report: Report) -> Loaded {
     let mut loaded = validate::check(sources, report);
     if let Some(model) = &loaded.model {
         glyphs::check(model, dir, &mut loaded.report);

@@ -716,14 +716,7 @@ impl Store {
             crate::review::Step::MassSms => Action::SmsSecondApproval,
             crate::review::Step::Stage(_) => Action::ItemReviewed,
         };
-        record_action(
-            &tx,
-            review.at,
-            action,
-            &review.item,
-            &review.by,
-            &detail,
-        )?;
+        record_action(&tx, review.at, action, &review.item, &review.by, &detail)?;
         tx.commit()?;
         Ok(())
     }

@@ -12,6 +12,7 @@ mod kiosk;
 mod link;
 mod mqtt;
 mod preview;
+mod publish;
 mod render;
 mod schedule;
 mod sms;
