@@ -800,6 +800,45 @@ impl Checker {
         retention
     }
 
+    /// A control character or a bidirectional control in an item's title or body: nothing
+    /// invisible may reorder or hide what a board, a kiosk or a phone shows
+    /// (`layout::markup::is_hidden_control`). The first one of each field is reported, at its
+    /// own column when the value is written on one line as it reads, else at the field.
+    fn check_item_text(&mut self, file: &str, raw: &RawItem) {
+        let fields = [
+            ("field.title", Some(&raw.title)),
+            ("field.body", raw.body.as_ref()),
+        ];
+        for (field, at) in fields {
+            let Some(at) = at else { continue };
+            let Some((index, c)) = at
+                .chars()
+                .enumerate()
+                .find(|&(_, c)| crate::layout::markup::is_hidden_control(c))
+            else {
+                continue;
+            };
+            let msg = Msg::new("check.text_control")
+                .arg("code", format!("U+{:04X}", u32::from(c)))
+                .arg_msg("field", Msg::new(field))
+                .arg("index", index + 1)
+                .arg("item", raw.id.as_str());
+            let count = at.chars().count() as u32;
+            let one_line = !at.contains('\n');
+            let diagnostic = self.error(file, at, msg);
+            let quote = match diagnostic.pos.len {
+                len if len == count => Some(0),
+                len if len == count + 2 => Some(1),
+                _ => None,
+            };
+            if let (Some(quote), true) = (quote, one_line) {
+                diagnostic.pos.col += quote + index as u32;
+                diagnostic.pos.len = 1;
+            }
+            diagnostic.hint = Some(Msg::new("check.text_control.hint"));
+        }
+    }
+
     /// An sms item whose fields do not fit an approved template's variables: the provider would
     /// refuse every message of it. Reported at the title when the title is too long.
     fn check_sms_caps(&mut self, file: &str, raw: &RawItem) {
@@ -1683,6 +1722,7 @@ impl Checker {
             )
             .hint = Some(Msg::new("check.sms_not_configured.hint"));
         }
+        self.check_item_text(file, raw);
         if channels.contains(&Channel::Sms) {
             self.check_sms_caps(file, raw);
         }

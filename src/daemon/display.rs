@@ -6,6 +6,17 @@
 //! until the next thing changes: the slot's end, the next frame of a streamed picture, the
 //! next minute of a clock, new inputs, or the order to stop. A slow or dead link delays only
 //! this task (ARCHITECTURE.md, invariant 4).
+//!
+//! The schedule is asked with the wall clock, which NTP may step. Sleeps are on tokio's
+//! monotonic clock, so one watcher per process compares the two clocks every second and wakes
+//! every display task when the wall clock steps ([`clock_steps`]); no sleep lasts longer than
+//! [`MAX_SLEEP`] in any case.
+//! A step back of up to [`MAX_HOLD`] is waited out ([`StepGuard`]): the schedule stays at the
+//! latest time the task already acted on until the wall clock is there again, so no slot is
+//! shown, recorded or sent twice and the audit's slots never overlap (as cron does not run a
+//! job again after a step back). Meanwhile moving pictures keep moving on the monotonic clock
+//! and a clock on the board shows the wall clock. A larger step back is taken as it is, with a
+//! warning: a clock that was hours wrong was wrong, and boards must not wait that long.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -150,6 +161,116 @@ const MAX_VALID: Duration = Duration::from_secs(3600);
 /// Added to the time until the next change, so a board never goes dark while waiting for it.
 const VALID_GRACE: Duration = Duration::from_secs(60);
 
+/// Longest sleep of the task, should a step of the wall clock go unnoticed.
+pub const MAX_SLEEP: Duration = Duration::from_secs(60);
+/// How often the watcher compares the wall clock with the monotonic clock, and the difference
+/// between their advances that it takes for a step.
+const STEP_CHECK: Duration = Duration::from_secs(1);
+const STEP_TOLERANCE: Duration = Duration::from_millis(500);
+
+/// The watcher of wall-clock steps: shared by the tasks of a process, started by the first
+/// and again if its runtime went away; it ends when no task listens.
+static STEPS: Mutex<Option<(watch::Sender<u64>, tokio::task::JoinHandle<()>)>> = Mutex::new(None);
+
+/// A receiver that changes whenever the wall clock steps (forward or back).
+pub fn clock_steps() -> watch::Receiver<u64> {
+    let mut slot = STEPS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some((steps, watcher)) = slot.as_ref()
+        && !watcher.is_finished()
+    {
+        return steps.subscribe();
+    }
+    let (steps, receiver) = watch::channel(0);
+    let watcher = tokio::spawn(watch_steps(steps.clone()));
+    *slot = Some((steps, watcher));
+    receiver
+}
+
+async fn watch_steps(steps: watch::Sender<u64>) {
+    let mut last = (Utc::now(), std::time::Instant::now());
+    loop {
+        tokio::time::sleep(STEP_CHECK).await;
+        if steps.receiver_count() == 0 {
+            return;
+        }
+        let now = (Utc::now(), std::time::Instant::now());
+        let mono = now.1.saturating_duration_since(last.1);
+        let wall = now.0 - last.0;
+        let drift = (wall - chrono::Duration::from_std(mono).unwrap_or_default()).abs();
+        if drift.to_std().unwrap_or_default() > STEP_TOLERANCE {
+            tracing::info!(step_s = drift.as_seconds_f64(), "the wall clock stepped");
+            steps.send_modify(|n| *n = n.wrapping_add(1));
+        }
+        last = now;
+    }
+}
+/// Longest backward step of the wall clock that is waited out (see the module's documentation).
+pub const MAX_HOLD: Duration = Duration::from_secs(3600);
+
+/// The task's view of time across steps of the wall clock.
+#[derive(Debug, Default)]
+pub struct StepGuard {
+    /// The latest schedule time the task acted on.
+    high_water: Option<DateTime<Utc>>,
+    /// While a backward step is waited out: the held schedule time, and when (on the monotonic
+    /// clock) the hold began.
+    held: Option<(DateTime<Utc>, std::time::Instant)>,
+}
+
+/// Times the task uses in one round.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Times {
+    /// What the schedule is asked at, and the audit records.
+    pub schedule: DateTime<Utc>,
+    /// What moving pictures run on: the schedule time, or during a hold the held time plus the
+    /// monotonic time since.
+    pub picture: DateTime<Utc>,
+    /// During a hold: the wall clock's distance behind the schedule time.
+    pub behind: Option<Duration>,
+}
+
+impl StepGuard {
+    /// Reads the times for a round, given the wall clock `wall` (and the monotonic `mono`).
+    pub fn read(&mut self, wall: DateTime<Utc>, mono: std::time::Instant) -> Times {
+        if let Some(high) = self.high_water
+            && wall < high
+        {
+            let behind = (high - wall).to_std().unwrap_or_default();
+            if behind <= MAX_HOLD {
+                let (held, since) = *self.held.get_or_insert_with(|| {
+                    tracing::warn!(
+                        back_s = behind.as_secs_f64(),
+                        "the wall clock stepped back: the schedule waits for it"
+                    );
+                    (high, mono)
+                });
+                let run = chrono::Duration::from_std(mono.saturating_duration_since(since))
+                    .unwrap_or_default();
+                return Times {
+                    schedule: held,
+                    picture: held + run,
+                    behind: Some(behind),
+                };
+            }
+            tracing::warn!(
+                back_s = behind.as_secs_f64(),
+                "the wall clock stepped back by more than the schedule waits for: taken as it is"
+            );
+        }
+        if self.held.take().is_some() {
+            tracing::info!("the wall clock caught up with the schedule");
+        }
+        self.high_water = Some(wall);
+        Times {
+            schedule: wall,
+            picture: wall,
+            behind: None,
+        }
+    }
+}
+
 /// Runs one display until told to stop.
 pub async fn run(
     mut inputs: watch::Receiver<Arc<Inputs>>,
@@ -167,6 +288,8 @@ pub async fn run(
     // The model the memo was computed for (an address, compared, never dereferenced).
     let mut memo_model: usize = 0;
     let mut reread = true;
+    let mut clock = StepGuard::default();
+    let mut steps = clock_steps();
     loop {
         let current = inputs.borrow_and_update().clone();
         if memo_model != Arc::as_ptr(&current.model) as usize {
@@ -176,8 +299,12 @@ pub async fn run(
         let model = &*current.model;
         let idx = current.display;
         let tz = model.site.timezone;
-        let now_utc = Utc::now();
+        let wall = Utc::now();
+        let times = clock.read(wall, std::time::Instant::now());
+        let now_utc = times.schedule;
         let now = now_utc.with_timezone(&tz);
+        // A clock drawn on the board shows the wall clock, also while a step back is waited out.
+        let wall_local = wall.with_timezone(&tz);
         let (slot, next_change, level) = match plan(&current, now, &mut memo) {
             Ok(planned) => planned,
             Err(why) => {
@@ -196,7 +323,7 @@ pub async fn run(
         let boundary = (showing.as_ref().is_some_and(|s| s.key != key)
             && now_utc - slot.start.with_timezone(&Utc) < chrono::Duration::seconds(2))
         .then(|| slot.start.with_timezone(&Utc));
-        let minute = now_utc.timestamp() / 60;
+        let minute = wall.timestamp() / 60;
         let with_time = picture::shows_time(model, idx, &slot.what);
         let fresh = match &showing {
             None => true,
@@ -221,7 +348,7 @@ pub async fn run(
                         idx,
                         &slot.what,
                         &current.interrupts,
-                        now,
+                        wall_local,
                         &mut glyphs,
                     ))
                 }
@@ -230,7 +357,14 @@ pub async fn run(
                         .fonts
                         .lock()
                         .unwrap_or_else(std::sync::PoisonError::into_inner);
-                    picture::render(model, idx, &slot.what, &current.interrupts, now, &mut fonts)
+                    picture::render(
+                        model,
+                        idx,
+                        &slot.what,
+                        &current.interrupts,
+                        wall_local,
+                        &mut fonts,
+                    )
                 }
             };
             match rendered {
@@ -251,7 +385,7 @@ pub async fn run(
                             model,
                             idx,
                             origin,
-                            now_utc,
+                            times.picture,
                             next_change,
                             &mut powered_off,
                         )
@@ -264,7 +398,7 @@ pub async fn run(
                         // it shows, so the two never disagree.
                         let mut sent = None;
                         if !program && !powered_off {
-                            let elapsed = (now_utc - origin).to_std().unwrap_or_default();
+                            let elapsed = (times.picture - origin).to_std().unwrap_or_default();
                             if let Some(frame) = pic.frame_at(elapsed) {
                                 let valid = valid_for(now_utc, next_change, pic.moves());
                                 match link.show(&frame, valid).await {
@@ -327,7 +461,7 @@ pub async fn run(
             && !s.program
             && !powered_off
         {
-            let elapsed = (now_utc - s.origin).to_std().unwrap_or_default();
+            let elapsed = (times.picture - s.origin).to_std().unwrap_or_default();
             if let Some(frame) = s.picture.frame_at(elapsed)
                 && s.sent.as_ref() != Some(&frame)
             {
@@ -354,16 +488,24 @@ pub async fn run(
             brightness = level;
             status.send_modify(|st| st.brightness = level);
         }
-        // Sleep until the next thing that changes.
-        let mut wake = next_change.with_timezone(&Utc);
+        // Sleep until the next thing that changes: the slot's end (or, while a step back is
+        // waited out, the wall clock's return), the next frame, the next minute of a clock;
+        // never longer than MAX_SLEEP.
+        let wall_now = Utc::now();
+        let picture_now = times.picture + (wall_now - wall);
+        let until =
+            |at: DateTime<Utc>, from: DateTime<Utc>| (at - from).to_std().unwrap_or_default();
+        let mut sleep = match times.behind {
+            None => until(next_change.with_timezone(&Utc), wall_now),
+            Some(_) => until(now_utc, wall_now),
+        };
         if let Some(at) = next_frame {
-            wake = wake.min(at);
+            sleep = sleep.min(until(at, picture_now));
         }
-        if with_time {
-            let next_minute = DateTime::from_timestamp((minute + 1) * 60, 0).unwrap_or(wake);
-            wake = wake.min(next_minute);
+        if with_time && let Some(next_minute) = DateTime::from_timestamp((minute + 1) * 60, 0) {
+            sleep = sleep.min(until(next_minute, wall_now));
         }
-        let sleep = (wake - Utc::now()).to_std().unwrap_or_default();
+        let sleep = sleep.min(MAX_SLEEP);
         tokio::select! {
             _ = tokio::time::sleep(sleep) => {}
             changed = inputs.changed() => {
@@ -371,6 +513,11 @@ pub async fn run(
                 reread = true;
             }
             _ = stop.changed() => {}
+            stepped = steps.changed() => {
+                if stepped.is_err() {
+                    steps = clock_steps();
+                }
+            }
         }
         let order = *stop.borrow();
         match order {
@@ -594,4 +741,39 @@ async fn deliver(
         }
     }
     Ok(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_step_back_is_waited_out_within_an_hour_and_taken_beyond() {
+        let t = DateTime::parse_from_rfc3339("2026-12-01T10:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let s = |n: i64| chrono::Duration::seconds(n);
+        let mono = std::time::Instant::now();
+        let at = |n: u64| mono + Duration::from_secs(n);
+        let mut guard = StepGuard::default();
+        let first = guard.read(t, at(0));
+        assert_eq!((first.schedule, first.behind), (t, None));
+        // Ten minutes back: the schedule stays at t; pictures run on.
+        let held = guard.read(t - s(600) + s(1), at(1));
+        assert_eq!(held.schedule, t);
+        assert_eq!(held.picture, t);
+        assert_eq!(held.behind, Some(Duration::from_secs(599)));
+        let later = guard.read(t - s(600) + s(5), at(5));
+        assert_eq!((later.schedule, later.picture), (t, t + s(4)));
+        // The wall clock is back at t: on with it.
+        let caught = guard.read(t + s(1), at(606));
+        assert_eq!((caught.schedule, caught.behind), (t + s(1), None));
+        // An hour forward is simply the new time.
+        let forward = guard.read(t + s(3601), at(607));
+        assert_eq!(forward.schedule, t + s(3601));
+        // More than an hour back is taken as it is, and becomes the new mark.
+        let far = guard.read(t - s(7200), at(608));
+        assert_eq!((far.schedule, far.behind), (t - s(7200), None));
+        assert_eq!(guard.read(t - s(7199), at(609)).schedule, t - s(7199));
+    }
 }

@@ -8,6 +8,12 @@
 //!
 //! Braces are rare in Chinese notices, so the markup cannot be confused with text; anything
 //! else in braces is an error, reported with its position, rather than shown to the public.
+//!
+//! Text that reaches a board is made inert first ([`inert`]): control characters other than
+//! line breaks and the bidirectional controls are removed, so they are neither drawn as boxes
+//! nor able to reorder anything (boards draw left to right and never apply the bidi
+//! algorithm). `gongkai validate` refuses them in items (`check.text_control`); an interrupt
+//! typed into the control API gets this treatment only.
 
 use std::ops::Range;
 
@@ -47,6 +53,27 @@ pub enum MarkupError {
     UnknownColor { offset: usize, name: String },
     #[error("`{{` at character {} is not closed", offset + 1)]
     Unclosed { offset: usize },
+}
+
+/// The bidirectional controls: embeddings and overrides U+202A–U+202E, isolates U+2066–U+2069,
+/// and the marks U+200E, U+200F, U+061C.
+pub fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}')
+}
+
+/// Whether `c` is removed from text on its way to a board: a C0 or C1 control or DEL other
+/// than a line break or a tab (layout turns those into breaks and spaces), or a bidi control.
+pub fn is_hidden_control(c: char) -> bool {
+    (c.is_control() && !matches!(c, '\n' | '\r' | '\t')) || is_bidi_control(c)
+}
+
+/// `text` without the characters [`is_hidden_control`] names; borrowed when there are none.
+pub fn inert(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.chars().any(is_hidden_control) {
+        std::borrow::Cow::Owned(text.chars().filter(|&c| !is_hidden_control(c)).collect())
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    }
 }
 
 /// Parses colour markup. Text without `{` comes back unchanged.
@@ -139,6 +166,21 @@ mod tests {
         assert_eq!(
             parse("公示{red期"),
             Err(MarkupError::Unclosed { offset: 2 })
+        );
+    }
+
+    #[test]
+    fn controls_and_bidi_overrides_are_removed_and_nothing_else() {
+        assert_eq!(
+            inert("城区\u{202E}道路\u{2066}照明\u{7}改造\u{85}工程\u{200F}\n第二行\t完"),
+            "城区道路照明改造工程\n第二行\t完"
+        );
+        assert!(matches!(inert("城区道路"), std::borrow::Cow::Borrowed(_)));
+        // Markup-looking text made of controls stays what it is: markup or an error.
+        assert_eq!(
+            parse(&inert("{\u{202E}red}甲")),
+            parse("{red}甲"),
+            "a control inside a tag does not make a new kind of tag"
         );
     }
 

@@ -148,8 +148,9 @@ pub fn layout(
     canvas: &Canvas,
     measure: &mut impl Measure,
 ) -> Result<Layout, LayoutError> {
-    let title = markup::parse(content.title.trim()).map_err(LayoutError::Title)?;
-    let body = markup::parse(content.body.trim()).map_err(LayoutError::Body)?;
+    // Controls and bidi overrides go before the markup is read (see `markup::inert`).
+    let title = markup::parse(markup::inert(content.title).trim()).map_err(LayoutError::Title)?;
+    let body = markup::parse(markup::inert(content.body).trim()).map_err(LayoutError::Body)?;
     let line_box = measure.line_box();
     let pitch = (line_box.height + canvas.zones.line_spacing).max(1);
     let margin = canvas.zones.margin.min(canvas.width.saturating_sub(1) / 2);
@@ -388,6 +389,32 @@ mod tests {
                 mode,
                 ..Show::default()
             },
+        }
+    }
+
+    #[test]
+    fn controls_and_bidi_overrides_are_laid_out_as_if_absent_and_escaped_markup_is_text() {
+        for mode in [ShowMode::Page, ShowMode::Scroll, ShowMode::Roll] {
+            let hostile = layout(
+                &content(
+                    "城区\u{202E}道路\u{7}照明",
+                    "{{red}正文\u{2066}隔离\u{85}{{/}\u{200F}完",
+                    mode,
+                ),
+                &canvas(192, 64),
+                &mut Mono16,
+            )
+            .unwrap();
+            let plain = layout(
+                &content("城区道路照明", "{{red}正文隔离{{/}完", mode),
+                &canvas(192, 64),
+                &mut Mono16,
+            )
+            .unwrap();
+            assert_eq!(hostile, plain, "{mode:?}");
+            // The escaped tag is drawn as the text it is, in the item's own colour.
+            assert!(hostile.text.text.contains("{red}正文隔离{/}完"), "{mode:?}");
+            assert!(hostile.text.runs.is_empty());
         }
     }
 

@@ -12,9 +12,12 @@
 //! is not scanned again, so a `{` in a title stays a `{`; the board's colour markup
 //! (`{red}…{/}`) is removed; line breaks and tabs become a space; other control characters
 //! and the bidirectional controls U+202A–U+202E, U+2066–U+2069 (and U+200E, U+200F,
-//! U+061C) are removed, so nothing in an item can reorder or hide text on a phone.
+//! U+061C) are removed, so nothing in an item can reorder or hide text on a phone; and the
+//! signature's brackets 【】 become 〔〕, so no item can put a second signature in a message
+//! (platforms take a 【…】 at either end as the signature, and some refuse two).
 
 use super::segments::{Segments, segment, with_signature};
+use crate::layout::markup::is_bidi_control;
 
 /// The item fields a template can use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -153,10 +156,6 @@ pub const OPT_OUT: &str = "回复TD退订";
 /// What a cut summary ends with.
 const ELLIPSIS: char = '…';
 
-fn is_bidi_control(c: char) -> bool {
-    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}')
-}
-
 /// Item text made safe for a bulletin (see the module documentation).
 pub fn clean(text: &str) -> String {
     let plain = match crate::layout::markup::parse(text) {
@@ -171,6 +170,10 @@ pub fn clean(text: &str) -> String {
             }
         } else if c.is_control() || is_bidi_control(c) {
             continue;
+        } else if c == '【' {
+            out.push('〔');
+        } else if c == '】' {
+            out.push('〕');
         } else {
             out.push(c);
         }
@@ -440,6 +443,19 @@ mod tests {
             b.text,
             "【大余县政务公开】标题|正文{summary}反转隔离响铃 换行回复TD退订"
         );
+    }
+
+    #[test]
+    fn an_item_cannot_add_a_signature_nor_fill_a_placeholder() {
+        let mut f = fields("见【大余县人民政府】{{signature}{{title}");
+        f.title = "【假冒单位】通知".into();
+        let b = render(&style("{title}：{summary}", 3), &f);
+        assert_eq!(
+            b.text,
+            "【大余县政务公开】〔假冒单位〕通知：见〔大余县人民政府〕{signature}{title}回复TD退订"
+        );
+        assert_eq!(b.text.matches('【').count(), 1);
+        assert_eq!(b.text.matches('】').count(), 1);
     }
 
     #[test]

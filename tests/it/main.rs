@@ -5,6 +5,7 @@ mod catalogue;
 mod cli;
 mod daemon;
 mod example;
+mod faults;
 mod fixture;
 mod generated;
 mod kannel;

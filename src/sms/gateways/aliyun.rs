@@ -11,7 +11,7 @@ use sha1::Sha1;
 
 use super::{
     Batch, BuildError, Content, Gateway, HttpRequest, Outcome, ReportStatus, StatusReport,
-    check_count, describe, percent_encode,
+    check_count, describe, percent_encode, under_server_error,
 };
 use crate::sms::secret::Secret;
 
@@ -110,7 +110,7 @@ impl Gateway for Aliyun {
     }
 
     fn parse(&self, status: u16, body: &[u8]) -> Outcome {
-        parse_send(status, body)
+        under_server_error(status, body, parse_send(status, body))
     }
 }
 

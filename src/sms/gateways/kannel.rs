@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 
 use super::{
     Batch, BuildError, Content, Gateway, HttpRequest, Outcome, check_count, describe,
-    percent_encode,
+    percent_encode, under_server_error,
 };
 use crate::sms::secret::Secret;
 
@@ -79,28 +79,34 @@ impl Gateway for Kannel {
     }
 
     fn parse(&self, status: u16, body: &[u8]) -> Outcome {
-        let text = String::from_utf8_lossy(body);
-        let text = text.trim();
-        match status {
-            200 | 202 if text.starts_with("0: Accepted") || text.starts_with("3: Queued") => {
-                Outcome::Accepted {
-                    reference: None,
-                    numbers: Vec::new(),
-                }
+        under_server_error(status, body, parse_send(status, body))
+    }
+}
+
+/// The answer to `sendsms`, before the rule for server errors (which changes nothing here:
+/// Kannel's 5xx answers are all unknown already).
+fn parse_send(status: u16, body: &[u8]) -> Outcome {
+    let text = String::from_utf8_lossy(body);
+    let text = text.trim();
+    match status {
+        200 | 202 if text.starts_with("0: Accepted") || text.starts_with("3: Queued") => {
+            Outcome::Accepted {
+                reference: None,
+                numbers: Vec::new(),
             }
-            // Bad credentials, or a request Kannel refuses to read (missing receiver, ...).
-            403 => Outcome::Refused {
-                code: format!("403 {text}"),
-                permanent: true,
-            },
-            400 => Outcome::Refused {
-                code: format!("400 {text}"),
-                permanent: true,
-            },
-            _ => Outcome::Unknown {
-                why: describe(status, body),
-            },
         }
+        // Bad credentials, or a request Kannel refuses to read (missing receiver, ...).
+        403 => Outcome::Refused {
+            code: format!("403 {text}"),
+            permanent: true,
+        },
+        400 => Outcome::Refused {
+            code: format!("400 {text}"),
+            permanent: true,
+        },
+        _ => Outcome::Unknown {
+            why: describe(status, body),
+        },
     }
 }
 

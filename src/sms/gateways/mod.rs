@@ -9,6 +9,12 @@
 //! message was taken is [`Outcome::Accepted`]. Anything that cannot be read — HTML from a
 //! proxy, truncated JSON, a code this module does not know — is [`Outcome::Unknown`]: the
 //! gateway may have acted, so the dispatcher must not resend blindly.
+//!
+//! A server error (HTTP 5xx) says the gateway's own handling failed somewhere, perhaps after
+//! the message was queued; a proxy in front may also have timed out on a backend that acted.
+//! So under a 5xx nothing that leads to a resend stands: throttling and a refusal that sends
+//! the batch to the next gateway are [`Outcome::Unknown`] too ([`under_server_error`]). Only a
+//! permanent refusal keeps its meaning: its rows fail and are not sent again either way.
 
 use std::fmt;
 
@@ -157,6 +163,29 @@ pub trait Gateway {
     fn parse(&self, status: u16, body: &[u8]) -> Outcome;
 }
 
+/// The rule for answers under a server error (see the module's documentation): every
+/// gateway's `parse` passes its reading through this.
+pub fn under_server_error(status: u16, body: &[u8], outcome: Outcome) -> Outcome {
+    if !(500..600).contains(&status) {
+        return outcome;
+    }
+    match outcome {
+        Outcome::Refused {
+            code,
+            permanent: true,
+        } => Outcome::Refused {
+            code,
+            permanent: true,
+        },
+        Outcome::Unknown { why } => Outcome::Unknown { why },
+        Outcome::Accepted { .. } | Outcome::Refused { .. } | Outcome::Retry { .. } => {
+            Outcome::Unknown {
+                why: describe(status, body),
+            }
+        }
+    }
+}
+
 /// Checks the batch size against a gateway's maximum.
 fn check_count(batch: &Batch, max: usize) -> Result<(), BuildError> {
     match batch.numbers.len() {
@@ -196,6 +225,39 @@ mod tests {
         assert_eq!(percent_encode("a b*c~"), "a%20b%2Ac~");
         assert_eq!(percent_encode("中"), "%E4%B8%AD");
         assert_eq!(percent_encode("/"), "%2F");
+    }
+
+    #[test]
+    fn a_server_error_keeps_only_a_permanent_refusal() {
+        let retry = || Outcome::Retry {
+            code: "busy".into(),
+        };
+        let operator = || Outcome::Refused {
+            code: "quota".into(),
+            permanent: false,
+        };
+        let permanent = Outcome::Refused {
+            code: "bad number".into(),
+            permanent: true,
+        };
+        for status in [500, 502, 503, 504] {
+            for outcome in [retry(), operator()] {
+                assert!(
+                    matches!(
+                        under_server_error(status, b"x", outcome),
+                        Outcome::Unknown { .. }
+                    ),
+                    "{status}"
+                );
+            }
+            assert_eq!(
+                under_server_error(status, b"x", permanent.clone()),
+                permanent
+            );
+        }
+        // Outside 5xx the parser's reading stands.
+        assert_eq!(under_server_error(429, b"x", retry()), retry());
+        assert_eq!(under_server_error(200, b"x", operator()), operator());
     }
 
     #[test]

@@ -11,7 +11,7 @@ use sha2::{Digest as _, Sha256};
 use super::yunmas::hex;
 use super::{
     Batch, BuildError, Content, Gateway, HttpRequest, NumberResult, NumberStatus, Outcome,
-    ReportStatus, StatusReport, check_count, describe,
+    ReportStatus, StatusReport, check_count, describe, under_server_error,
 };
 use crate::sms::secret::Secret;
 
@@ -128,63 +128,68 @@ impl Gateway for Tencent {
     }
 
     fn parse(&self, status: u16, body: &[u8]) -> Outcome {
-        let unknown = || Outcome::Unknown {
-            why: describe(status, body),
-        };
-        let Ok(json) = serde_json::from_slice::<serde_json::Value>(body) else {
+        under_server_error(status, body, parse_send(status, body))
+    }
+}
+
+/// `SendSms`'s answer, before the rule for server errors.
+fn parse_send(status: u16, body: &[u8]) -> Outcome {
+    let unknown = || Outcome::Unknown {
+        why: describe(status, body),
+    };
+    let Ok(json) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return unknown();
+    };
+    let Some(response) = json.get("Response") else {
+        return unknown();
+    };
+    if let Some(error) = response.get("Error") {
+        let Some(code) = error.get("Code").and_then(|c| c.as_str()) else {
             return unknown();
         };
-        let Some(response) = json.get("Response") else {
+        return match classify(code) {
+            NumberStatus::Refused { code, permanent } => Outcome::Refused { code, permanent },
+            NumberStatus::Retry { code } => Outcome::Retry { code },
+            _ => unknown(),
+        };
+    }
+    let (Some(set), true) = (
+        response.get("SendStatusSet").and_then(|s| s.as_array()),
+        (200..300).contains(&status),
+    ) else {
+        return unknown();
+    };
+    // Tencent answers for each number: an empty list would read as "the whole batch was
+    // taken" (see `Outcome::Accepted`), which the answer does not say.
+    if set.is_empty() {
+        return unknown();
+    }
+    let mut numbers = Vec::with_capacity(set.len());
+    for entry in set {
+        let phone = entry.get("PhoneNumber").and_then(|p| p.as_str());
+        let code = entry.get("Code").and_then(|c| c.as_str());
+        let (Some(phone), Some(code)) = (phone, code) else {
             return unknown();
         };
-        if let Some(error) = response.get("Error") {
-            let Some(code) = error.get("Code").and_then(|c| c.as_str()) else {
-                return unknown();
-            };
-            return match classify(code) {
-                NumberStatus::Refused { code, permanent } => Outcome::Refused { code, permanent },
-                NumberStatus::Retry { code } => Outcome::Retry { code },
-                _ => unknown(),
-            };
-        }
-        let (Some(set), true) = (
-            response.get("SendStatusSet").and_then(|s| s.as_array()),
-            (200..300).contains(&status),
-        ) else {
-            return unknown();
+        let number = phone.strip_prefix("+86").unwrap_or(phone).to_owned();
+        let status = if code == "Ok" {
+            NumberStatus::Accepted {
+                serial: entry
+                    .get("SerialNo")
+                    .and_then(|s| s.as_str())
+                    .map(str::to_owned),
+            }
+        } else {
+            classify(code)
         };
-        // Tencent answers for each number: an empty list would read as "the whole batch was
-        // taken" (see `Outcome::Accepted`), which the answer does not say.
-        if set.is_empty() {
-            return unknown();
-        }
-        let mut numbers = Vec::with_capacity(set.len());
-        for entry in set {
-            let phone = entry.get("PhoneNumber").and_then(|p| p.as_str());
-            let code = entry.get("Code").and_then(|c| c.as_str());
-            let (Some(phone), Some(code)) = (phone, code) else {
-                return unknown();
-            };
-            let number = phone.strip_prefix("+86").unwrap_or(phone).to_owned();
-            let status = if code == "Ok" {
-                NumberStatus::Accepted {
-                    serial: entry
-                        .get("SerialNo")
-                        .and_then(|s| s.as_str())
-                        .map(str::to_owned),
-                }
-            } else {
-                classify(code)
-            };
-            numbers.push(NumberResult { number, status });
-        }
-        Outcome::Accepted {
-            reference: response
-                .get("RequestId")
-                .and_then(|r| r.as_str())
-                .map(str::to_owned),
-            numbers,
-        }
+        numbers.push(NumberResult { number, status });
+    }
+    Outcome::Accepted {
+        reference: response
+            .get("RequestId")
+            .and_then(|r| r.as_str())
+            .map(str::to_owned),
+        numbers,
     }
 }
 

@@ -9,7 +9,10 @@ use chrono::{DateTime, Utc};
 use md5::{Digest as _, Md5};
 use serde::Serialize;
 
-use super::{Batch, BuildError, Content, Gateway, HttpRequest, Outcome, check_count, describe};
+use super::{
+    Batch, BuildError, Content, Gateway, HttpRequest, Outcome, check_count, describe,
+    under_server_error,
+};
 use crate::sms::secret::Secret;
 
 /// Most numbers 云MAS takes in one call.
@@ -159,7 +162,7 @@ impl Gateway for YunMas {
     }
 
     fn parse(&self, status: u16, body: &[u8]) -> Outcome {
-        parse_answer(status, body)
+        under_server_error(status, body, parse_answer(status, body))
     }
 }
 
