@@ -9,6 +9,7 @@
 //!
 //! This module reads files and nothing else: no clock, no network, no devices.
 
+pub mod alerts;
 pub mod capacity;
 pub mod edit;
 pub mod glyphs;

@@ -76,6 +76,8 @@ pub struct Site {
     pub public: Option<Listener>,
     pub review: Review,
     pub retention: Retention,
+    /// Alerts to the technicians; None: off.
+    pub alerts: Option<super::alerts::Alerts>,
 }
 
 /// What boards and SMS require of an item's review (see [`crate::review`]).

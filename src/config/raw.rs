@@ -99,6 +99,10 @@ pub struct RawSite {
     /// 记录保存期限。How long records are kept.
     #[serde(default)]
     pub retention: Option<RawRetention>,
+    /// 故障告警（显示屏无应答、通信失败、短信网关失败），不配置则关闭。
+    /// Alerts to the technicians (silent boards, failing links and gateways); off when absent.
+    #[serde(default)]
+    pub alerts: Option<super::alerts::RawAlerts>,
 }
 
 /// 审核设置。Review settings.

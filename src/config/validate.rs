@@ -423,6 +423,9 @@ impl Checker {
                 .map(|addr| Listener { addr, token: None }),
         };
         let public = raw.public.as_ref().and_then(|l| self.listener(file, l));
+        let alerts = raw.alerts.as_ref().and_then(|a| {
+            super::alerts::check(file, a, raw.sms.is_some(), sms.as_ref(), &mut self.report)
+        });
 
         let (displays, groups) =
             // A broken `mqtt:` section is reported once, not again for every MQTT display.
@@ -441,6 +444,7 @@ impl Checker {
             public,
             review: self.review(file, raw.review.as_ref()),
             retention: self.retention(file, raw.retention.as_ref()),
+            alerts,
         };
         (site, displays, groups)
     }

@@ -380,6 +380,8 @@ struct StatusJson {
     displays: usize,
     uptime_seconds: u64,
     reload: super::ReloadState,
+    /// Open incidents and delivery counts of the alerts to the technicians.
+    alerts: super::alerts::AlertsStatus,
     /// From a slot boundary to the picture handed to the link, over the last samples.
     slot_lateness: Lateness,
     /// Items kept off boards and SMS until reviewed far enough.
@@ -407,6 +409,11 @@ async fn status(State(shared): State<Arc<Shared>>) -> Json<StatusJson> {
         displays: model.displays.len(),
         uptime_seconds: shared.started.elapsed().as_secs(),
         reload,
+        alerts: shared
+            .alerts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone(),
         slot_lateness: {
             let (samples, q) = shared.lateness.quantiles(&[0.5, 0.99, 1.0]);
             Lateness {
@@ -969,6 +976,13 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
         );
     }
     let _ = writeln!(out, "gongkai_slot_lateness_seconds_count {samples}");
+    super::alerts::write_metrics(
+        &shared
+            .alerts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+        &mut out,
+    );
     let views = shared
         .displays
         .read()

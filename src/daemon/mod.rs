@@ -13,6 +13,7 @@
 //!
 //! Must not touch: what a slot is (schedule), how it is drawn (raster), protocol bytes.
 
+pub mod alerts;
 pub mod audit;
 pub mod display;
 pub mod gate;
@@ -218,6 +219,8 @@ pub struct Shared {
     pub sms_status: Arc<Mutex<sms::SmsStatus>>,
     /// The public listener's token: gateways' callbacks must carry it (`?token=`).
     pub public_token: Option<Secret>,
+    /// Open incidents and delivery counts of the alerts to the technicians.
+    pub alerts: Mutex<alerts::AlertsStatus>,
 }
 
 impl Shared {
@@ -333,6 +336,7 @@ pub async fn run(options: Options, store: Arc<Store>) -> Result<(), StartError> 
         sms: Arc::default(),
         sms_status: Arc::default(),
         public_token,
+        alerts: Mutex::default(),
     });
 
     let (audit_tx, audit_rx) = mpsc::unbounded_channel();
@@ -373,6 +377,7 @@ pub async fn run(options: Options, store: Arc<Store>) -> Result<(), StartError> 
         store.clone(),
         shutdown_rx.clone(),
     ));
+    let alerts_task = tokio::spawn(alerts::run(shared.clone(), shutdown_rx.clone()));
     let server = serve(
         listener,
         http::admin_router(shared.clone()),
@@ -436,6 +441,8 @@ pub async fn run(options: Options, store: Arc<Store>) -> Result<(), StartError> 
     // A send in progress finishes its call and records the outcome (the ledger is the queue).
     let _ = tokio::time::timeout(Duration::from_secs(3), sms_task).await;
     let _ = tokio::time::timeout(Duration::from_secs(1), retention_task).await;
+    // Alerts under way get their last seconds (the task bounds its own wait).
+    let _ = tokio::time::timeout(Duration::from_secs(4), alerts_task).await;
     if let Some(public) = public_server {
         let _ = tokio::time::timeout(Duration::from_secs(1), public).await;
     }

@@ -34,6 +34,15 @@ const ATTEMPTS: u32 = 4;
 /// First probe of an offline board, doubling up to [`PROBE_MAX`] (§1.6).
 const PROBE_FIRST: Duration = Duration::from_secs(1);
 const PROBE_MAX: Duration = Duration::from_secs(60);
+/// A still picture is confirmed at least this often (docs/protocol.md: "at least every
+/// 60 s"), so a board that died behind a picture valid for an hour is known offline within a
+/// minute, not at the next change.
+const HEARTBEAT_MAX: Duration = Duration::from_secs(60);
+
+/// When content shown for `valid_for` seconds is next confirmed with a HEARTBEAT.
+fn heartbeat_after(valid_for: u16) -> Duration {
+    (Duration::from_secs(u64::from(valid_for)) / 2).min(HEARTBEAT_MAX)
+}
 /// Reopening a vanished port: quick at first (a replugged adapter is back within a second),
 /// capped so that a missing adapter costs two `open`s a second and a replugged one is
 /// served again well within 2 s.
@@ -368,7 +377,7 @@ impl BoardLink {
         }
         self.shown
             .as_ref()
-            .map(|s| s.applied + Duration::from_secs(u64::from(s.valid_for)) / 2)
+            .map(|s| s.applied + heartbeat_after(s.valid_for))
     }
 
     fn content_id(&mut self) -> u16 {
@@ -432,7 +441,7 @@ impl BoardLink {
             ));
         }
         let shown = self.shown.as_ref()?;
-        let due = shown.applied + Duration::from_secs(u64::from(shown.valid_for)) / 2;
+        let due = shown.applied + heartbeat_after(shown.valid_for);
         (now >= due).then(|| {
             let message = Message::Heartbeat {
                 content: shown.content,
@@ -776,5 +785,19 @@ impl Session<'_> {
             }
         }
         Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_still_picture_is_confirmed_at_least_every_minute() {
+        // Half the validity for short ones, as links.md says; never longer than a minute, as
+        // protocol.md says, so that a board that died is known offline within a minute.
+        assert_eq!(heartbeat_after(40), Duration::from_secs(20));
+        assert_eq!(heartbeat_after(120), Duration::from_secs(60));
+        assert_eq!(heartbeat_after(3660), Duration::from_secs(60));
     }
 }

@@ -299,9 +299,47 @@ struct Route {
     permits: Arc<Semaphore>,
     per_second: f64,
     next_slot: tokio::sync::Mutex<tokio::time::Instant>,
+    /// How its calls went lately, for the daemon's alerts; not a sending decision.
+    health: Mutex<GatewayHealth>,
+}
+
+/// How a gateway's calls went since the dispatcher started: read by the daemon's alerts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GatewayHealth {
+    pub id: String,
+    /// Calls in a row that were not accepted (refused, throttled, unreadable, unanswered).
+    pub consecutive_failures: u32,
+    /// When a call was last accepted, if one was.
+    pub last_success: Option<DateTime<Utc>>,
+    /// Why the last failed call failed.
+    pub last_failure: Option<String>,
 }
 
 impl Route {
+    /// Counts a call's result in the gateway's health.
+    fn record(&self, result: &Result<Outcome, CallError>, at: DateTime<Utc>) {
+        let mut health = self
+            .health
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let failure = match result {
+            Ok(Outcome::Accepted { .. }) => None,
+            Ok(Outcome::Refused { code, .. }) | Ok(Outcome::Retry { code }) => Some(code.clone()),
+            Ok(Outcome::Unknown { why }) => Some(why.clone()),
+            Err(e) => Some(e.to_string()),
+        };
+        match failure {
+            None => {
+                health.consecutive_failures = 0;
+                health.last_success = Some(at);
+            }
+            Some(why) => {
+                health.consecutive_failures = health.consecutive_failures.saturating_add(1);
+                health.last_failure = Some(why);
+            }
+        }
+    }
+
     fn max_numbers(&self) -> usize {
         match &self.via {
             Via::Outbox { .. } => 1_000,
@@ -526,6 +564,10 @@ impl Dispatcher {
                 permits: Arc::new(Semaphore::new(limits.concurrent.max(1))),
                 per_second: limits.per_second,
                 next_slot: tokio::sync::Mutex::new(tokio::time::Instant::now()),
+                health: Mutex::new(GatewayHealth {
+                    id: g.id.clone(),
+                    ..GatewayHealth::default()
+                }),
             });
         }
         let items = model
@@ -588,6 +630,20 @@ impl Dispatcher {
     /// The ledger, for status queries.
     pub fn ledger(&self) -> &Ledger {
         &self.inner.ledger
+    }
+
+    /// Each gateway's recent calls, in routing order.
+    pub fn gateway_health(&self) -> Vec<GatewayHealth> {
+        self.inner
+            .routes
+            .iter()
+            .map(|r| {
+                r.health
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .clone()
+            })
+            .collect()
     }
 
     /// Rows found `sending` when the ledger was opened (now `unknown`).
@@ -1012,6 +1068,7 @@ impl Dispatcher {
                 .ledger
                 .mark_sending(&ids, &route.id, day, stamp.timestamp())?;
             let result = self.call(route, message, content, rows, stamp).await;
+            route.record(&result, inner.clock.now());
             let finished = inner.clock.now().timestamp();
             let settle = |finish: Finish| -> Vec<(i64, Finish)> {
                 ids.iter().map(|id| (*id, finish.clone())).collect()

@@ -1,5 +1,6 @@
 //! The integration tests: one binary, small fixture helpers in `fixture`.
 
+mod alerts;
 mod audit;
 mod catalogue;
 mod cli;
