@@ -317,6 +317,49 @@ pub enum SmsCommand {
         #[arg(long, value_name = "FILE")]
         ledger: Option<PathBuf>,
     },
+    /// Cancel what of a bulletin no gateway has been handed yet.
+    Cancel {
+        #[arg(value_name = "BULLETIN")]
+        bulletin: String,
+        #[arg(long, value_name = "NAME")]
+        by: Option<String>,
+        #[arg(long, value_name = "FILE")]
+        ledger: Option<PathBuf>,
+    },
+    /// List the deliveries in doubt.
+    Unknown {
+        #[arg(long, value_name = "ITEM")]
+        item: Option<String>,
+        #[arg(long, value_name = "FILE")]
+        ledger: Option<PathBuf>,
+        #[arg(long)]
+        show_numbers: bool,
+        #[arg(
+            long,
+            value_name = "N",
+            default_value_t = 50,
+            hide_default_value = true
+        )]
+        limit: usize,
+    },
+    /// Queue deliveries still in doubt after a reconciliation again.
+    Resend {
+        #[arg(value_name = "ITEM")]
+        item: Option<String>,
+        #[arg(long, requires = "by")]
+        confirm: bool,
+        #[arg(long, value_name = "NAME")]
+        by: Option<String>,
+        #[arg(long, value_name = "FILE")]
+        ledger: Option<PathBuf>,
+    },
+    /// One subscriber's consent history.
+    Consent {
+        #[arg(value_name = "NUMBER")]
+        number: String,
+        #[arg(long, value_name = "FILE")]
+        ledger: Option<PathBuf>,
+    },
 }
 
 /// Runs the command line of this process.
@@ -673,6 +716,42 @@ pub fn run(args: &Args, lang: Lang) -> Exit {
                 sms::import(&args.site, file, ledger.as_deref(), lang)
             }
             SmsCommand::Reconcile { ledger } => sms::reconcile(&args.site, ledger.as_deref(), lang),
+            SmsCommand::Cancel {
+                bulletin,
+                by,
+                ledger,
+            } => sms::cancel(&args.site, bulletin, by.as_deref(), ledger.as_deref(), lang),
+            SmsCommand::Unknown {
+                item,
+                ledger,
+                show_numbers,
+                limit,
+            } => sms::unknown(
+                &args.site,
+                item.as_deref(),
+                ledger.as_deref(),
+                *show_numbers,
+                *limit,
+                lang,
+            ),
+            SmsCommand::Resend {
+                item,
+                confirm,
+                by,
+                ledger,
+            } => sms::resend(
+                &args.site,
+                &sms::ResendArgs {
+                    item: item.clone(),
+                    confirm: *confirm,
+                    by: by.clone(),
+                    ledger: ledger.clone(),
+                },
+                lang,
+            ),
+            SmsCommand::Consent { number, ledger } => {
+                sms::consent(&args.site, number, ledger.as_deref(), lang)
+            }
         },
     }
 }

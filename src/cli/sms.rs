@@ -1,9 +1,13 @@
 //! The `gongkai sms` commands: `segments` and `preview` (what a text or an item's bulletin
-//! costs), `send`, `status`, `import` and `reconcile`.
+//! costs), `send`, `status`, `import` and `reconcile`; the operator's tools on the ledger:
+//! `cancel`, `unknown`, `resend` and `consent`.
 //!
 //! An edge: it reads the site, opens the ledger, runs the dispatcher and prints. The text,
 //! counting, selection and sending rules are `crate::sms`. Numbers are shown masked
-//! (`138****8000`) unless the operator passes `--show-numbers`.
+//! (`138****8000`) unless the operator passes `--show-numbers` or asked about one number.
+//! Commands that may run beside a sender (the daemon, another `sms send`) open the ledger
+//! without recovery, so that they never take another process's calls in flight for a crash.
+//! Cancellations and confirmed resends are recorded in the daemon's audit (`crate::store`).
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -18,6 +22,7 @@ use crate::sms::dispatch::{self, Counts, DispatchError, Dispatcher, SendOptions}
 use crate::sms::ledger::{self, Ledger, State, StateCounts};
 use crate::sms::segments::{Segments, segment};
 use crate::sms::subscribers;
+use crate::store::Action;
 
 fn counts(lang: Lang, segments: &Segments) -> String {
     let chars = segments.chars.to_string();
@@ -191,6 +196,7 @@ fn runtime(lang: Lang) -> Option<tokio::runtime::Runtime> {
 fn dispatch_error(lang: Lang, error: &DispatchError) -> Exit {
     let reason = match error {
         DispatchError::Secret { source, .. } => source.to_string(),
+        DispatchError::Ledger(e) => e.detail(),
         other => other.to_string(),
     };
     let (id, gateway) = match error {
@@ -258,6 +264,7 @@ fn counts_line(lang: Lang, c: &Counts) -> String {
         c.failed.to_string(),
         c.unknown.to_string(),
         c.deferred.to_string(),
+        c.cancelled.to_string(),
     ];
     tr(
         lang,
@@ -269,11 +276,12 @@ fn counts_line(lang: Lang, c: &Counts) -> String {
             ("failed", &v[3]),
             ("unknown", &v[4]),
             ("deferred", &v[5]),
+            ("cancelled", &v[6]),
         ],
     )
 }
 
-fn states_line(lang: Lang, c: &StateCounts, waiting: u64) -> String {
+fn states_line(lang: Lang, c: &StateCounts, waiting: u64, cancelled_waiting: u64) -> String {
     let v = [
         c.total().to_string(),
         c.queued.to_string(),
@@ -282,6 +290,7 @@ fn states_line(lang: Lang, c: &StateCounts, waiting: u64) -> String {
         c.failed.to_string(),
         c.unknown.to_string(),
         waiting.to_string(),
+        (c.cancelled + cancelled_waiting).to_string(),
     ];
     tr(
         lang,
@@ -294,6 +303,7 @@ fn states_line(lang: Lang, c: &StateCounts, waiting: u64) -> String {
             ("failed", &v[4]),
             ("unknown", &v[5]),
             ("waiting", &v[6]),
+            ("cancelled", &v[7]),
         ],
     )
 }
@@ -309,7 +319,7 @@ pub fn send(site: &Path, args: &SendArgs, lang: Lang) -> Exit {
     let flag = shown.clone();
     let progress: dispatch::Progress = Arc::new(move |c: &Counts| {
         flag.store(true, std::sync::atomic::Ordering::Relaxed);
-        let done = (c.sent + c.failed + c.unknown + c.deferred).to_string();
+        let done = (c.sent + c.failed + c.unknown + c.deferred + c.cancelled).to_string();
         let line = tr(lang, "sms.send.progress", &[("done", &done)]);
         let mut err = std::io::stderr().lock();
         let _ = write!(err, "\r{line}");
@@ -367,22 +377,23 @@ pub fn status(
     limit: usize,
     lang: Lang,
 ) -> Exit {
-    let path = ledger_path(site, ledger);
-    let now = chrono::Utc::now().timestamp();
-    let ledger = match Ledger::open(&path, now) {
+    let ledger = match open_beside_sender(site, ledger) {
         Ok(l) => l,
         Err(e) => return ledger_error(lang, &e),
     };
-    let (counts, waiting, rows) = match (
+    let (counts, waiting, cancelled_waiting, rows) = match (
         ledger.counts(Some(bulletin)),
         ledger.waiting(Some(bulletin)),
+        ledger.cancelled_waiting(Some(bulletin)),
         ledger.rows_of(bulletin, limit),
     ) {
-        (Ok(c), Ok(w), Ok(r)) => (c, w, r),
-        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return ledger_error(lang, &e),
+        (Ok(c), Ok(w), Ok(x), Ok(r)) => (c, w, x, r),
+        (Err(e), ..) | (_, Err(e), ..) | (_, _, Err(e), _) | (.., Err(e)) => {
+            return ledger_error(lang, &e);
+        }
     };
     let mut out = std::io::stdout().lock();
-    if counts.total() + waiting == 0 {
+    if counts.total() + waiting + cancelled_waiting == 0 {
         eprintln!("{}", tr(lang, "sms.status.none", &[("id", bulletin)]));
         return Exit::Problems;
     }
@@ -391,7 +402,11 @@ pub fn status(
         "{}",
         tr(lang, "sms.status.bulletin", &[("id", bulletin)])
     );
-    let _ = writeln!(out, "{}", states_line(lang, &counts, waiting));
+    let _ = writeln!(
+        out,
+        "{}",
+        states_line(lang, &counts, waiting, cancelled_waiting)
+    );
     for row in rows
         .iter()
         .filter(|r| matches!(r.state, State::Failed | State::Unknown))
@@ -413,9 +428,281 @@ pub fn status(
 }
 
 fn ledger_error(lang: Lang, error: &ledger::LedgerError) -> Exit {
-    let reason = error.to_string();
-    eprintln!("{}", tr(lang, "sms.send.ledger", &[("reason", &reason)]));
+    let reason = error.detail();
+    eprintln!("{}", tr(lang, error.key(), &[("reason", &reason)]));
     Exit::Failed
+}
+
+/// The ledger for a command that may run while a sender runs: rows `sending` are left alone.
+fn open_beside_sender(site: &Path, ledger: Option<&Path>) -> Result<Ledger, ledger::LedgerError> {
+    Ledger::open_with(
+        &ledger_path(site, ledger),
+        chrono::Utc::now().timestamp(),
+        ledger::OpenOptions {
+            recover: false,
+            ..ledger::OpenOptions::default()
+        },
+    )
+}
+
+/// Who acts: `--by NAME`, else the login name (letters and digits only, as the daemon's
+/// admin commands send it).
+fn operator(by: Option<&str>) -> String {
+    match by {
+        Some(name) => name.to_owned(),
+        None => std::env::var("USER")
+            .unwrap_or_default()
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .collect(),
+    }
+}
+
+/// Records an operator's action in the daemon's audit. A failure is reported, not fatal: the
+/// ledger change it describes is already committed.
+fn audit(site: &Path, action: Action, subject: &str, by: &str, detail: &str, lang: Lang) -> bool {
+    let recorded = crate::store::Store::open(&crate::store::default_path(site))
+        .and_then(|store| store.record(action, subject, by, detail, chrono::Utc::now()));
+    match recorded {
+        Ok(()) => true,
+        Err(e) => {
+            let reason = e.to_string();
+            eprintln!("{}", tr(lang, "sms.audit.failed", &[("reason", &reason)]));
+            false
+        }
+    }
+}
+
+/// `gongkai sms cancel BULLETIN`: cancels what of a bulletin no gateway has been handed yet.
+/// A sender running in another process skips the cancelled rows at its next batch. Recorded
+/// in the audit with the count. Exit 1 when nothing was left to cancel.
+pub fn cancel(
+    site: &Path,
+    bulletin: &str,
+    by: Option<&str>,
+    ledger: Option<&Path>,
+    lang: Lang,
+) -> Exit {
+    let ledger = match open_beside_sender(site, ledger) {
+        Ok(l) => l,
+        Err(e) => return ledger_error(lang, &e),
+    };
+    let by = operator(by);
+    let reason = format!("cancelled by {by}");
+    let n = match ledger.cancel_item(bulletin, &reason, chrono::Utc::now().timestamp()) {
+        Ok(n) => n,
+        Err(e) => return ledger_error(lang, &e),
+    };
+    let count = n.to_string();
+    if n == 0 {
+        eprintln!("{}", tr(lang, "sms.cancel.none", &[("id", bulletin)]));
+        return Exit::Problems;
+    }
+    let _ = writeln!(
+        std::io::stdout(),
+        "{}",
+        tr(
+            lang,
+            "sms.cancel.done",
+            &[("id", bulletin), ("count", &count)]
+        )
+    );
+    if audit(site, Action::SmsCancelled, bulletin, &by, &count, lang) {
+        Exit::Ok
+    } else {
+        Exit::Failed
+    }
+}
+
+/// The site's time zone; a site that does not load (or no site) is taken to be in China
+/// Standard Time, where every county using this is.
+fn site_tz(site: &Path) -> chrono_tz::Tz {
+    config::load(site)
+        .model
+        .map_or(chrono_tz::Asia::Shanghai, |m| m.site.timezone)
+}
+
+/// A ledger time as operators read it: site time, to the minute.
+fn when(at: i64, tz: chrono_tz::Tz) -> String {
+    chrono::DateTime::from_timestamp(at, 0)
+        .map(|t| t.with_timezone(&tz).format("%Y-%m-%d %H:%M").to_string())
+        .unwrap_or_else(|| at.to_string())
+}
+
+/// `gongkai sms unknown [--item ITEM]`: the deliveries in doubt — item, masked number,
+/// gateway, since when, and whether a reconciliation has asked about them since.
+pub fn unknown(
+    site: &Path,
+    item: Option<&str>,
+    ledger: Option<&Path>,
+    show_numbers: bool,
+    limit: usize,
+    lang: Lang,
+) -> Exit {
+    let ledger = match open_beside_sender(site, ledger) {
+        Ok(l) => l,
+        Err(e) => return ledger_error(lang, &e),
+    };
+    let rows = match ledger.in_doubt(item, limit) {
+        Ok(r) => r,
+        Err(e) => return ledger_error(lang, &e),
+    };
+    let mut out = std::io::stdout().lock();
+    if rows.is_empty() {
+        let _ = writeln!(out, "{}", tr(lang, "sms.unknown.none", &[]));
+        return Exit::Ok;
+    }
+    let count = rows.len().to_string();
+    let tz = site_tz(site);
+    let _ = writeln!(
+        out,
+        "{}",
+        tr(lang, "sms.unknown.header", &[("count", &count)])
+    );
+    for (row, items) in &rows {
+        let number = if show_numbers {
+            row.number.clone()
+        } else {
+            subscribers::mask(&row.number)
+        };
+        let reconciled = match row.reconciled_at {
+            Some(at) => tr(lang, "sms.unknown.reconciled", &[("at", &when(at, tz))]),
+            None => tr(lang, "sms.unknown.not_reconciled", &[]),
+        };
+        let _ = writeln!(
+            out,
+            "  {}  {number}  {}  {}  {reconciled}",
+            items.join("+"),
+            row.gateway.as_deref().unwrap_or("-"),
+            tr(
+                lang,
+                "sms.unknown.since",
+                &[("at", &when(row.updated_at, tz))]
+            ),
+        );
+    }
+    Exit::Problems
+}
+
+/// Options of `gongkai sms resend`.
+#[derive(Debug, Clone, Default)]
+pub struct ResendArgs {
+    pub item: Option<String>,
+    pub confirm: bool,
+    pub by: Option<String>,
+    pub ledger: Option<PathBuf>,
+}
+
+/// `gongkai sms resend [ITEM] --confirm --by NAME`: `unknown` rows that a reconciliation has
+/// asked about go back to the queue with a new idempotency key, who and when recorded on the
+/// row and in the audit. Without `--confirm`, only says what it would do. The daemon (or the
+/// next `gongkai sms send`) sends them.
+pub fn resend(site: &Path, args: &ResendArgs, lang: Lang) -> Exit {
+    let ledger = match open_beside_sender(site, args.ledger.as_deref()) {
+        Ok(l) => l,
+        Err(e) => return ledger_error(lang, &e),
+    };
+    let by = operator(args.by.as_deref());
+    let now = chrono::Utc::now().timestamp();
+    let result = match ledger.resend_unknown(args.item.as_deref(), &by, now, !args.confirm) {
+        Ok(r) => r,
+        Err(e) => return ledger_error(lang, &e),
+    };
+    let (requeued, never) = (
+        result.requeued.to_string(),
+        result.never_reconciled.to_string(),
+    );
+    let mut out = std::io::stdout().lock();
+    if result.never_reconciled > 0 {
+        eprintln!(
+            "{}",
+            tr(lang, "sms.resend.not_reconciled", &[("count", &never)])
+        );
+    }
+    if !args.confirm {
+        let _ = writeln!(
+            out,
+            "{}",
+            tr(lang, "sms.resend.would", &[("count", &requeued)])
+        );
+        return Exit::Ok;
+    }
+    let _ = writeln!(
+        out,
+        "{}",
+        tr(
+            lang,
+            "sms.resend.done",
+            &[("count", &requeued), ("by", &by)]
+        )
+    );
+    if result.requeued == 0 {
+        return Exit::Problems;
+    }
+    let subject = args.item.as_deref().unwrap_or("*");
+    if audit(
+        site,
+        Action::SmsResendConfirmed,
+        subject,
+        &by,
+        &requeued,
+        lang,
+    ) {
+        Exit::Ok
+    } else {
+        Exit::Failed
+    }
+}
+
+/// `gongkai sms consent NUMBER`: one subscriber's consent history (opt-ins and opt-outs, when,
+/// how, from where), and whether the number is opted out now. The number is shown whole: the
+/// operator asked about it.
+pub fn consent(site: &Path, number: &str, ledger: Option<&Path>, lang: Lang) -> Exit {
+    let Ok(number) = subscribers::normalize(number) else {
+        eprintln!(
+            "{}",
+            tr(lang, "sms.consent.bad_number", &[("number", number)])
+        );
+        return Exit::Problems;
+    };
+    let ledger = match open_beside_sender(site, ledger) {
+        Ok(l) => l,
+        Err(e) => return ledger_error(lang, &e),
+    };
+    let (history, opted_out) = match (ledger.consents(&number), ledger.opt_outs()) {
+        (Ok(h), Ok(o)) => (h, o.contains(&number)),
+        (Err(e), _) | (_, Err(e)) => return ledger_error(lang, &e),
+    };
+    let tz = site_tz(site);
+    let mut out = std::io::stdout().lock();
+    if history.is_empty() {
+        let _ = writeln!(
+            out,
+            "{}",
+            tr(lang, "sms.consent.none", &[("number", &number)])
+        );
+        return Exit::Problems;
+    }
+    let _ = writeln!(
+        out,
+        "{}",
+        tr(lang, "sms.consent.header", &[("number", &number)])
+    );
+    for c in &history {
+        let kind = if c.opt_in {
+            tr(lang, "sms.consent.opt_in", &[])
+        } else {
+            tr(lang, "sms.consent.opt_out", &[])
+        };
+        let _ = writeln!(out, "  {}  {kind}  {}  {}", when(c.at, tz), c.how, c.source);
+    }
+    let now = if opted_out {
+        "sms.consent.now_out"
+    } else {
+        "sms.consent.now_in"
+    };
+    let _ = writeln!(out, "{}", tr(lang, now, &[]));
+    Exit::Ok
 }
 
 /// `gongkai sms import FILE.csv`: imports the good rows into the ledger, reports each bad row
@@ -461,7 +748,9 @@ pub fn import(site: &Path, file: &Path, ledger: Option<&Path>, lang: Lang) -> Ex
     for row in &import.errors {
         let line = row.line.to_string();
         let topic = match &row.reason {
-            subscribers::RowReason::UnknownTopic(t) => t.clone(),
+            subscribers::RowReason::UnknownTopic(t) | subscribers::RowReason::ConsentTime(t) => {
+                t.clone()
+            }
             _ => String::new(),
         };
         let _ = writeln!(
@@ -474,10 +763,42 @@ pub fn import(site: &Path, file: &Path, ledger: Option<&Path>, lang: Lang) -> Ex
             )
         );
     }
-    let stored = match ledger.import_subscribers(import.subscribers.values(), now) {
+    // Consent times in the file are site time.
+    let tz = site_tz(site);
+    let source = format!("import of {}", file.display());
+    let consent = |number: &str| {
+        let cell = import.consents.get(number);
+        let at = cell
+            .and_then(|c| c.at)
+            .and_then(|at| at.and_local_timezone(tz).earliest())
+            .map_or(now, |at| at.timestamp());
+        Some(ledger::Consent {
+            number: number.to_owned(),
+            at,
+            opt_in: true,
+            how: cell
+                .and_then(|c| c.how.clone())
+                .unwrap_or_else(|| ledger::HOW_IMPORT.to_owned()),
+            source: source.clone(),
+        })
+    };
+    let stored = match ledger.import_with_consents(import.subscribers.values(), consent, now) {
         Ok(n) => n,
         Err(e) => return ledger_error(lang, &e),
     };
+    for number in &import.withdrawn {
+        if let Err(e) = ledger.opt_out(number, ledger::HOW_IMPORT, &source, now) {
+            return ledger_error(lang, &e);
+        }
+    }
+    if !import.withdrawn.is_empty() {
+        let n = import.withdrawn.len().to_string();
+        let _ = writeln!(
+            std::io::stdout(),
+            "{}",
+            tr(lang, "sms.import.withdrawn", &[("count", &n)])
+        );
+    }
     let total = ledger.subscriber_count().unwrap_or(0);
     let v = [
         stored.to_string(),

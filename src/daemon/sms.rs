@@ -4,8 +4,11 @@
 //! rules and the ledger): an item with the `sms` channel is handed to the dispatcher once its
 //! validity has begun and before it ends, unless it is withdrawn (the site the daemon runs has
 //! withdrawn items taken out); what is due is sent every minute (quiet hours, the daily cap and
-//! the digest are the dispatcher's); `unknown` rows are reconciled every five minutes; each
-//! bulletin handed over is recorded in the audit. The dispatcher is shared with the public
+//! the digest are the dispatcher's); `unknown` rows are reconciled every five minutes; once a
+//! day (and at each start or reload) the texts of messages whose deliveries are all final and
+//! older than `retention.sms_texts` are pruned, their hashes and rows kept; each bulletin
+//! handed over is recorded in the audit. A ledger error (a full disk) is logged and shown as
+//! `last_error` in `/api/sms` until a round goes through. The dispatcher is shared with the public
 //! listener, whose callback routes feed it delivery reports and TD replies.
 //!
 //! Must not touch: subscribers, gateways, the ledger's rows — only the dispatcher does.
@@ -20,13 +23,18 @@ use tokio::sync::watch;
 
 use crate::config::Model;
 use crate::config::model::Channel;
-use crate::sms::dispatch::{Dispatcher, Options, SendOptions, SystemClock};
+use crate::sms::dispatch::{DispatchError, Dispatcher, Options, SendOptions, SystemClock};
 use crate::store::{Bulletin, Store};
+
+/// How `last_error` starts when the ledger failed (a full disk, a read-only file).
+const LEDGER_FAULT: &str = "ledger: ";
 
 /// How often due messages are looked for.
 const TICK: Duration = Duration::from_secs(60);
 /// Every how many ticks `unknown` rows are reconciled.
 const RECONCILE_EVERY: u32 = 5;
+/// Every how many ticks (a day) delivered message texts past retention are pruned.
+const PRUNE_EVERY: u32 = 24 * 60;
 
 /// What the status API says of the SMS side.
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -177,9 +185,31 @@ async fn tick(
             }
         }
     }
-    if let Err(e) = dispatcher.run_due().await {
-        tracing::error!(error = %e, "SMS: sending what is due");
-        set(status, |s| s.last_error = Some(e.to_string()));
+    match dispatcher.run_due().await {
+        Ok(_) => set(status, |s| {
+            // A round that went through clears a ledger fault (room again on the disk).
+            if s.last_error
+                .as_deref()
+                .is_some_and(|e| e.starts_with(LEDGER_FAULT))
+            {
+                s.last_error = None;
+            }
+        }),
+        Err(e) => {
+            tracing::error!(error = %e, "SMS: sending what is due");
+            let shown = match &e {
+                DispatchError::Ledger(l) => format!("{LEDGER_FAULT}{l}"),
+                other => other.to_string(),
+            };
+            set(status, |s| s.last_error = Some(shown));
+        }
+    }
+    if ticks.is_multiple_of(PRUNE_EVERY) {
+        match dispatcher.prune_texts(model.site.retention.sms_texts) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(messages = n, "SMS: texts past retention pruned"),
+            Err(e) => tracing::error!(error = %e, "SMS: pruning texts past retention"),
+        }
     }
     if ticks.is_multiple_of(RECONCILE_EVERY) {
         match dispatcher.reconcile().await {

@@ -18,6 +18,8 @@
 //! dispatcher.reconcile().await?;     // resolve `unknown` rows by polling the gateways
 //! dispatcher.delivery_report("mas", body)?;  // mount on the public listener's callback routes
 //! dispatcher.reply("mas", body)?;            // TD replies: opt-outs, kept forever
+//! dispatcher.cancel_item("cg-2026-118", now)?; // withdrawn: what no gateway has is never sent
+//! dispatcher.prune_texts(retention)?;        // daily: delivered texts past retention
 //! ```
 //!
 //! A `Dispatcher` is `Send + Sync` and cheap to clone; its methods take `&self`. The ledger
@@ -57,7 +59,9 @@ use super::gateways::{
     Batch, Content, Gateway, NumberStatus, Outcome, ReportStatus, StatusReport, aliyun, tencent,
 };
 use super::http::{CallError, Client, Timeouts};
-use super::ledger::{Due, Finish, Ledger, LedgerError, Message, Row, State, StateCounts};
+use super::ledger::{
+    Due, Finish, Ledger, LedgerError, Message, OpenOptions, Row, State, StateCounts,
+};
 use super::secret::{self, Secret, SecretError};
 use super::segments::segment;
 use super::subscribers;
@@ -155,6 +159,8 @@ pub struct Options {
     /// Rows read from the ledger at a time (bounds memory).
     pub chunk: usize,
     pub env: Env,
+    /// How the ledger is opened (a size limit; recovery of rows left `sending`).
+    pub ledger: OpenOptions,
 }
 
 impl Default for Options {
@@ -165,6 +171,7 @@ impl Default for Options {
             limits: HashMap::new(),
             chunk: 5_000,
             env: Arc::new(|name| std::env::var(name).ok()),
+            ledger: OpenOptions::default(),
         }
     }
 }
@@ -176,6 +183,7 @@ impl std::fmt::Debug for Options {
             .field("retry", &self.retry)
             .field("limits", &self.limits)
             .field("chunk", &self.chunk)
+            .field("ledger", &self.ledger)
             .finish_non_exhaustive()
     }
 }
@@ -203,6 +211,9 @@ pub struct Counts {
     pub unknown: u64,
     /// Due but put off: daily cap reached, or every gateway down.
     pub deferred: u64,
+    /// Read as due, then cancelled (by another process, or `cancel_item`) before the call:
+    /// never sent.
+    pub cancelled: u64,
 }
 
 impl Counts {
@@ -213,6 +224,7 @@ impl Counts {
         self.failed += other.failed;
         self.unknown += other.unknown;
         self.deferred += other.deferred;
+        self.cancelled += other.cancelled;
     }
 }
 
@@ -264,7 +276,7 @@ impl DispatchError {
             DispatchError::UnknownGateway(_) => "sms.send.unknown_gateway",
             DispatchError::BadReport(_) => "sms.send.bad_report",
             DispatchError::Client(_) | DispatchError::Task(_) => "sms.send.internal",
-            DispatchError::Ledger(_) => "sms.send.ledger",
+            DispatchError::Ledger(e) => e.key(),
         }
     }
 }
@@ -490,8 +502,9 @@ enum CallResult {
     /// The rows' final outcomes are in the ledger.
     Done(Counts),
     /// The gateway certainly did not act (refused connection, throttled, a refusal that is not
-    /// about the message): the rows are queued again; try the next gateway.
-    Failover(String),
+    /// about the message): the rows are queued again; try the next gateway. The counts are of
+    /// rows settled on the way (cancelled before the call).
+    Failover(String, Counts),
 }
 
 impl Dispatcher {
@@ -507,7 +520,10 @@ impl Dispatcher {
     ) -> Result<Dispatcher, DispatchError> {
         let sms = model.site.sms.clone().ok_or(DispatchError::NotConfigured)?;
         let now = clock.now().timestamp();
-        let ledger = Ledger::open(ledger_path, now)?;
+        let ledger = Ledger::open_with(ledger_path, now, options.ledger)?;
+        if ledger.is_read_only() {
+            return Err(LedgerError::ReadOnly(ledger_path.display().to_string()).into());
+        }
         let client = Client::new(options.timeouts).map_err(DispatchError::Client)?;
         let mut gateways = sms.gateways.clone();
         if gateways.is_empty() {
@@ -870,12 +886,24 @@ impl Dispatcher {
                 }
                 start = end;
             }
+            // Every call in flight is waited for even after one failed (a full ledger), so that
+            // each records its outcome if it can: returning early would abort them mid-call.
+            let mut first_error = None;
             while let Some(result) = tasks.join_next().await {
-                let c = result.map_err(|e| DispatchError::Task(e.to_string()))??;
-                counts.merge(c);
-                if let Some(progress) = &inner.progress {
-                    progress(&counts);
+                match result.map_err(|e| DispatchError::Task(e.to_string())) {
+                    Ok(Ok(c)) => {
+                        counts.merge(c);
+                        if let Some(progress) = &inner.progress {
+                            progress(&counts);
+                        }
+                    }
+                    Ok(Err(e)) | Err(e) => {
+                        first_error.get_or_insert(e);
+                    }
                 }
+            }
+            if let Some(e) = first_error {
+                return Err(e);
             }
         }
         Ok(counts)
@@ -988,7 +1016,8 @@ impl Dispatcher {
                     .await?
                 {
                     CallResult::Done(c) => total.merge(c),
-                    CallResult::Failover(reason) => {
+                    CallResult::Failover(reason, c) => {
+                        total.merge(c);
                         why = format!("{}: {reason}", route.id);
                         failed_over = true;
                     }
@@ -998,7 +1027,9 @@ impl Dispatcher {
                 return Ok(total);
             }
             // Rows already settled stay settled; the rest try the next gateway.
-            rows = self.still_queued(&rows)?;
+            let (queued, cancelled) = self.still_queued(&rows)?;
+            total.cancelled += cancelled;
+            rows = queued;
             if rows.is_empty() {
                 return Ok(total);
             }
@@ -1007,14 +1038,20 @@ impl Dispatcher {
         Ok(total)
     }
 
-    /// The rows of `rows` that are queued again after a failover.
-    fn still_queued(&self, rows: &[Due]) -> Result<Vec<Due>, DispatchError> {
-        let queued = self.inner.ledger.states_of(rows.iter().map(|r| r.id))?;
-        Ok(rows
+    /// The rows of `rows` that are queued again after a failover, and how many of the others
+    /// were cancelled meanwhile.
+    fn still_queued(&self, rows: &[Due]) -> Result<(Vec<Due>, u64), DispatchError> {
+        let states = self.inner.ledger.states_of(rows.iter().map(|r| r.id))?;
+        let cancelled = rows
             .iter()
-            .filter(|r| queued.get(&r.id) == Some(&State::Queued))
+            .filter(|r| states.get(&r.id) == Some(&State::Cancelled))
+            .count() as u64;
+        let queued = rows
+            .iter()
+            .filter(|r| states.get(&r.id) == Some(&State::Queued))
             .cloned()
-            .collect())
+            .collect();
+        Ok((queued, cancelled))
     }
 
     /// Every gateway is down: the rows are due again after the outage delay.
@@ -1050,7 +1087,9 @@ impl Dispatcher {
         now: i64,
     ) -> Result<CallResult, DispatchError> {
         let inner = &self.inner;
-        let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+        let mut rows: Vec<Due> = rows.to_vec();
+        let mut ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+        let mut cancelled = 0;
         let retry = inner.options.retry;
         let mut attempt = 0;
         loop {
@@ -1064,9 +1103,23 @@ impl Dispatcher {
                 .map_err(|e| DispatchError::Task(e.to_string()))?;
             route.pace(rows.len()).await;
             let stamp = inner.clock.now();
-            inner
+            let moved = inner
                 .ledger
                 .mark_sending(&ids, &route.id, day, stamp.timestamp())?;
+            if moved.len() < ids.len() {
+                // Cancelled since they were read as due: they are not called.
+                cancelled += (ids.len() - moved.len()) as u64;
+                let still: std::collections::HashSet<i64> = moved.iter().copied().collect();
+                rows.retain(|r| still.contains(&r.id));
+                ids = moved;
+            }
+            if ids.is_empty() {
+                return Ok(CallResult::Done(Counts {
+                    cancelled,
+                    ..Counts::default()
+                }));
+            }
+            let rows = rows.as_slice();
             let result = self.call(route, message, content, rows, stamp).await;
             route.record(&result, inner.clock.now());
             let finished = inner.clock.now().timestamp();
@@ -1084,11 +1137,13 @@ impl Dispatcher {
                     )?;
                     return Ok(CallResult::Done(Counts {
                         sent: ids.len() as u64,
+                        cancelled,
                         ..Counts::default()
                     }));
                 }
                 Ok(Outcome::Accepted { reference, numbers }) => {
-                    let counts = self.per_number(rows, reference, numbers, now, finished)?;
+                    let mut counts = self.per_number(rows, reference, numbers, now, finished)?;
+                    counts.cancelled += cancelled;
                     return Ok(CallResult::Done(counts));
                 }
                 Ok(Outcome::Refused {
@@ -1100,6 +1155,7 @@ impl Dispatcher {
                         .finish(&settle(Finish::Failed { reason: code }), finished)?;
                     return Ok(CallResult::Done(Counts {
                         failed: ids.len() as u64,
+                        cancelled,
                         ..Counts::default()
                     }));
                 }
@@ -1114,7 +1170,13 @@ impl Dispatcher {
                         }),
                         finished,
                     )?;
-                    return Ok(CallResult::Failover(code));
+                    return Ok(CallResult::Failover(
+                        code,
+                        Counts {
+                            cancelled,
+                            ..Counts::default()
+                        },
+                    ));
                 }
                 Ok(Outcome::Unknown { why }) | Err(CallError::InDoubt(why)) => {
                     inner
@@ -1122,6 +1184,7 @@ impl Dispatcher {
                         .finish(&settle(Finish::Unknown { reason: why }), finished)?;
                     return Ok(CallResult::Done(Counts {
                         unknown: ids.len() as u64,
+                        cancelled,
                         ..Counts::default()
                     }));
                 }
@@ -1134,7 +1197,13 @@ impl Dispatcher {
                         }),
                         finished,
                     )?;
-                    return Ok(CallResult::Failover(why));
+                    return Ok(CallResult::Failover(
+                        why,
+                        Counts {
+                            cancelled,
+                            ..Counts::default()
+                        },
+                    ));
                 }
                 Ok(Outcome::Retry { code }) => code,
                 Err(CallError::NotSent(why)) => why,
@@ -1148,7 +1217,13 @@ impl Dispatcher {
             )?;
             drop(permit);
             if attempt >= retry.attempts.max(1) {
-                return Ok(CallResult::Failover(not_acted));
+                return Ok(CallResult::Failover(
+                    not_acted,
+                    Counts {
+                        cancelled,
+                        ..Counts::default()
+                    },
+                ));
             }
             tokio::time::sleep(backoff(&retry, attempt, fastrand::f64())).await;
         }
@@ -1277,6 +1352,12 @@ impl Dispatcher {
             checked: rows.len() as u64,
             ..Resolved::default()
         };
+        // Every row looked at counts as reconciled, whether its gateway can be polled or only
+        // pushes reports: an operator may confirm a resend only after this.
+        let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+        inner
+            .ledger
+            .mark_reconciled(&ids, inner.clock.now().timestamp())?;
         let mut by_gateway: HashMap<String, Vec<Row>> = HashMap::new();
         for row in rows {
             by_gateway
@@ -1414,7 +1495,7 @@ impl Dispatcher {
     pub fn reply(&self, gateway: &str, input: &[u8]) -> Result<Vec<String>, DispatchError> {
         let route = self.route(gateway)?;
         let now = self.inner.clock.now().timestamp();
-        reply(&self.inner.ledger, &route.kind, input, now)
+        reply(&self.inner.ledger, gateway, &route.kind, input, now)
     }
 
     fn route(&self, gateway: &str) -> Result<&Route, DispatchError> {
@@ -1423,6 +1504,29 @@ impl Dispatcher {
             .iter()
             .find(|r| r.id == gateway)
             .ok_or_else(|| DispatchError::UnknownGateway(gateway.to_owned()))
+    }
+
+    /// Cancels everything of `item` (an item's id, or a notice's) that no gateway has been
+    /// handed yet: its queued deliveries become `cancelled`, recipients waiting for a digest
+    /// are marked cancelled, and a queued digest carrying it is cancelled while its other items
+    /// wait for the next digest. Rows `sending` are in flight and stay; a sender in this or
+    /// another process skips the cancelled rows at its next batch (only rows still `queued`
+    /// when it commits `sending` are called). Returns how many were cancelled. The daemon's
+    /// `gongkai withdraw ITEM` calls this; recording the action in the audit is the caller's.
+    pub fn cancel_item(&self, item: &str, now: DateTime<Utc>) -> Result<u64, DispatchError> {
+        Ok(self
+            .inner
+            .ledger
+            .cancel_item(item, "cancelled", now.timestamp())?)
+    }
+
+    /// Clears the texts of messages whose deliveries are all final and that are older than
+    /// `keep` (the site's `retention.sms_texts`), keeping their SHA-256 and every row. Returns
+    /// how many were pruned. See [`Ledger::prune_texts`].
+    pub fn prune_texts(&self, keep: Duration) -> Result<u64, DispatchError> {
+        let now = self.inner.clock.now().timestamp();
+        let cutoff = now.saturating_sub(i64::try_from(keep.as_secs()).unwrap_or(i64::MAX));
+        Ok(self.inner.ledger.prune_texts(cutoff, now)?)
     }
 
     /// Counts by state, for all deliveries or an item's.
@@ -1724,9 +1828,11 @@ pub fn is_opt_out(text: &str) -> bool {
     matches!(t.as_str(), "TD" | "T" | "N" | "退订" | "取消" | "退订TD")
 }
 
-/// Applies phone replies: numbers that replied TD are opted out for good. Returns them.
+/// Applies phone replies: numbers that replied TD are opted out for good, recorded in the
+/// consent history as 短信回复 through `gateway`. Returns them.
 pub fn reply(
     ledger: &Ledger,
+    gateway: &str,
     kind: &SmsGatewayKind,
     input: &[u8],
     now: i64,
@@ -1774,7 +1880,7 @@ pub fn reply(
         let Ok(number) = subscribers::normalize(&from) else {
             continue;
         };
-        ledger.opt_out(&number, "reply", now)?;
+        ledger.opt_out(&number, super::ledger::HOW_REPLY, gateway, now)?;
         out.push(number);
     }
     Ok(out)

@@ -8,6 +8,11 @@
 //! categories by their Chinese names, e.g. `政府采购;人员录用`). Lists are separated by `;`,
 //! `；`, `,` inside the cell, or `、`. An empty `groups` cell means the subscriber gets only
 //! site-wide bulletins; an empty `topics` cell means every category.
+//!
+//! Consent (optional columns): `consent`/`同意方式` says how the subscriber agreed (窗口登记,
+//! 网上申请, …) — or, with `退订`/`opt-out`, that they withdrew — and `consent_at`/`同意时间`
+//! when (`2026-11-01`, `2026-11-01 09:30`, site time). The import only reads them; the ledger
+//! keeps the history.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
@@ -107,6 +112,8 @@ pub enum RowReason {
     UnknownTopic(String),
     #[error("unreadable CSV: {0}")]
     Csv(String),
+    #[error("`{0}` is not a date or time of consent")]
+    ConsentTime(String),
 }
 
 impl RowReason {
@@ -119,6 +126,7 @@ impl RowReason {
             RowReason::NoNumber => "sms.import.no_number",
             RowReason::UnknownTopic(_) => "sms.import.unknown_topic",
             RowReason::Csv(_) => "sms.import.csv",
+            RowReason::ConsentTime(_) => "sms.import.consent_time",
         }
     }
 }
@@ -142,6 +150,51 @@ pub struct Import {
     pub opted_out: usize,
     /// Rows merged into an earlier row with the same number.
     pub merged: usize,
+    /// By number: how and when the subscriber consented, as the file says (the last row with
+    /// a consent cell wins). Numbers without: nothing said.
+    pub consents: BTreeMap<String, ConsentCell>,
+    /// Numbers whose row says they withdrew consent: opted out by this import, never stored
+    /// as subscribers (a withdrawal wins over an opt-in elsewhere in the file).
+    pub withdrawn: BTreeSet<String>,
+}
+
+/// What a row's consent columns say.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConsentCell {
+    /// How (窗口登记, 网上申请, …); `None`: the column is absent or empty.
+    pub how: Option<String>,
+    /// When, in site time; `None`: absent or empty.
+    pub at: Option<chrono::NaiveDateTime>,
+}
+
+/// Whether a consent cell withdraws consent.
+fn is_withdrawal(cell: &str) -> bool {
+    let t = cell.trim().to_lowercase();
+    matches!(
+        t.as_str(),
+        "退订" | "拒绝" | "不同意" | "撤回" | "td" | "opt-out" | "optout" | "opt out" | "no"
+    )
+}
+
+/// A time of consent as clerks write it: a date, or a date and a time.
+fn consent_time(cell: &str) -> Option<chrono::NaiveDateTime> {
+    let t = cell.trim().replace('/', "-");
+    for format in [
+        "%Y-%m-%d %H:%M:%S",
+        "%Y-%m-%d %H:%M",
+        "%Y-%m-%dT%H:%M:%S",
+        "%Y-%m-%dT%H:%M",
+    ] {
+        if let Ok(at) = chrono::NaiveDateTime::parse_from_str(&t, format) {
+            return Some(at);
+        }
+    }
+    for format in ["%Y-%m-%d", "%Y年%m月%d日"] {
+        if let Ok(day) = chrono::NaiveDate::parse_from_str(&t, format) {
+            return Some(day.and_time(chrono::NaiveTime::MIN));
+        }
+    }
+    None
 }
 
 /// Numbers that replied TD (or were removed by the operator). Kept forever: an opt-out wins
@@ -217,6 +270,8 @@ pub fn import(csv_text: &str, opt_outs: &OptOuts) -> Result<Import, ImportError>
     let name_col = column(&headers, &["name", "姓名"]);
     let groups_col = column(&headers, &["groups", "分组"]);
     let topics_col = column(&headers, &["topics", "订阅"]);
+    let consent_col = column(&headers, &["consent", "同意方式"]);
+    let consent_at_col = column(&headers, &["consent_at", "同意时间"]);
 
     let mut out = Import::default();
     for record in reader.records() {
@@ -274,9 +329,41 @@ pub fn import(csv_text: &str, opt_outs: &OptOuts) -> Result<Import, ImportError>
             });
             continue;
         }
+        let how = cell(consent_col);
+        let at_text = cell(consent_at_col);
+        let at = if at_text.is_empty() {
+            None
+        } else {
+            match consent_time(at_text) {
+                Some(at) => Some(at),
+                None => {
+                    out.errors.push(RowError {
+                        line,
+                        reason: RowReason::ConsentTime(at_text.to_owned()),
+                    });
+                    continue;
+                }
+            }
+        };
         if opt_outs.contains(&number) {
             out.opted_out += 1;
             continue;
+        }
+        if is_withdrawal(how) || out.withdrawn.contains(&number) {
+            if out.subscribers.remove(&number).is_some() {
+                out.consents.remove(&number);
+            }
+            out.withdrawn.insert(number);
+            continue;
+        }
+        if !how.is_empty() || at.is_some() {
+            out.consents.insert(
+                number.clone(),
+                ConsentCell {
+                    how: (!how.is_empty()).then(|| how.to_owned()),
+                    at,
+                },
+            );
         }
         let groups: BTreeSet<String> = split_list(cell(groups_col)).map(str::to_owned).collect();
         let name = cell(name_col).to_owned();
@@ -474,5 +561,32 @@ mod tests {
                 .iter()
                 .all(|s| s.number != "13800138000")
         );
+    }
+
+    #[test]
+    fn consent_columns_are_read_and_a_withdrawal_wins_in_the_file() {
+        let csv = "号码,同意方式,同意时间\n\
+                   13800138000,窗口登记,2026-11-01 09:30\n\
+                   13900139000,,\n\
+                   18612345678,网上申请,2026/11/02\n\
+                   18612345678,退订,\n\
+                   13700137000,窗口登记,上周\n";
+        let import = import(csv, &OptOuts::new()).unwrap();
+        assert_eq!(
+            import.consents.get("13800138000"),
+            Some(&ConsentCell {
+                how: Some("窗口登记".into()),
+                at: chrono::NaiveDate::from_ymd_opt(2026, 11, 1)
+                    .and_then(|d| d.and_hms_opt(9, 30, 0)),
+            })
+        );
+        assert!(!import.consents.contains_key("13900139000"));
+        assert!(import.subscribers.contains_key("13900139000"));
+        assert!(!import.subscribers.contains_key("18612345678"));
+        assert!(!import.consents.contains_key("18612345678"));
+        assert!(import.withdrawn.contains("18612345678"));
+        assert_eq!(import.errors.len(), 1);
+        assert_eq!(import.errors[0].line, 6);
+        assert_eq!(import.errors[0].reason.key(), "sms.import.consent_time");
     }
 }

@@ -19,4 +19,5 @@ mod render;
 mod schedule;
 mod sms;
 mod sms_dispatch;
+mod sms_ledger;
 mod validate;

@@ -448,7 +448,7 @@ fn sms_send_to_the_outbox_then_status_with_masked_numbers() {
     );
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
-        "2 recipient(s), 2 new; sent 2, failed 0, unknown 0, put off 0\n"
+        "2 recipient(s), 2 new; sent 2, failed 0, unknown 0, put off 0, cancelled 0\n"
     );
     let outbox = std::fs::read_to_string(site.path().join("var/sms-outbox.jsonl")).unwrap();
     let numbers: Vec<String> = outbox
@@ -466,7 +466,7 @@ fn sms_send_to_the_outbox_then_status_with_masked_numbers() {
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
-        "bulletin n1:\n2 deliveries: sent 2, failed 0, unknown 0, queued 0, sending 0; waiting for the digest 0\n"
+        "bulletin n1:\n2 deliveries: sent 2, failed 0, unknown 0, queued 0, sending 0; waiting for the digest 0; cancelled 0\n"
     );
     let out = in_site(&site, &["sms", "status", "nope"]);
     assert_eq!(out.status.code(), Some(1));
