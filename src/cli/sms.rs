@@ -241,9 +241,19 @@ fn dispatcher(
     progress: Option<dispatch::Progress>,
 ) -> Result<Dispatcher, Exit> {
     let model = load_model(site, lang)?;
+    dispatcher_for(&model, site, ledger, lang, progress)
+}
+
+fn dispatcher_for(
+    model: &crate::config::Model,
+    site: &Path,
+    ledger: Option<&Path>,
+    lang: Lang,
+    progress: Option<dispatch::Progress>,
+) -> Result<Dispatcher, Exit> {
     let path = ledger_path(site, ledger);
     let clock: Arc<dyn dispatch::Clock> = Arc::new(dispatch::SystemClock);
-    let mut d = Dispatcher::new(&model, site, &path, clock, dispatch::Options::default())
+    let mut d = Dispatcher::new(model, site, &path, clock, dispatch::Options::default())
         .map_err(|e| dispatch_error(lang, &e))?;
     if let Some(progress) = progress {
         d = d.with_progress(progress);
@@ -325,7 +335,11 @@ pub fn send(site: &Path, args: &SendArgs, lang: Lang) -> Exit {
         let _ = write!(err, "\r{line}");
         let _ = err.flush();
     });
-    let d = match dispatcher(site, args.ledger.as_deref(), lang, Some(progress)) {
+    let model = match load_model(site, lang) {
+        Ok(model) => model,
+        Err(exit) => return exit,
+    };
+    let d = match dispatcher_for(&model, site, args.ledger.as_deref(), lang, Some(progress)) {
         Ok(d) => d,
         Err(exit) => return exit,
     };
@@ -334,6 +348,23 @@ pub fn send(site: &Path, args: &SendArgs, lang: Lang) -> Exit {
         urgent: args.urgent,
         groups: args.groups.clone(),
     };
+    // The review (三审) and, for a mass send, the second approver: checked against the number
+    // of recipients before anything is recorded or sent.
+    if !args.dry_run
+        && let Some((_, item)) = model.item(&args.item)
+    {
+        let planned = SendOptions {
+            dry_run: true,
+            ..options.clone()
+        };
+        let recipients = match rt.block_on(d.send_item(&args.item, &planned)) {
+            Ok(counts) => counts.recipients,
+            Err(e) => return dispatch_error(lang, &e),
+        };
+        if let Err(exit) = super::review::sms_gate(site, &model, item, recipients, lang) {
+            return exit;
+        }
+    }
     let result = rt.block_on(d.send_item(&args.item, &options));
     if shown.load(std::sync::atomic::Ordering::Relaxed) {
         eprintln!();

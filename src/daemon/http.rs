@@ -168,6 +168,7 @@ async fn sms_status(State(shared): State<Arc<Shared>>) -> Response {
                 "sent": c.sent,
                 "failed": c.failed,
                 "unknown": c.unknown,
+                "cancelled": c.cancelled,
             })),
             _ => None,
         },
@@ -591,8 +592,13 @@ async fn add_interrupt(
     if text.is_empty() {
         return bad_request("the text is empty".into());
     }
-    if text.chars().any(|c| c.is_control() && c != '\n') {
-        return bad_request("the text contains control characters".into());
+    if text
+        .chars()
+        .any(|c| c != '\n' && crate::layout::markup::is_hidden_control(c))
+    {
+        return bad_request(
+            "the text contains control or bidirectional-override characters".into(),
+        );
     }
     let start = Utc::now();
     let end = match (&request.until, &request.duration) {

@@ -202,7 +202,7 @@ pub struct Shared {
     /// Items held back until reviewed far enough, as of the last reload.
     pub held: Mutex<Vec<gate::Held>>,
     /// Items whose current text has a second approval for a mass SMS.
-    pub mass_sms_approved: Mutex<std::collections::BTreeSet<String>>,
+    pub mass_sms_approved: sms::MassApproved,
     /// The site as loaded, before withdrawn and held items are taken out.
     pub loaded: RwLock<Arc<Model>>,
     /// A display id each time its status changes.
@@ -324,7 +324,7 @@ pub async fn run(options: Options, store: Arc<Store>) -> Result<(), StartError> 
         withdrawn: Mutex::default(),
         reviews: Mutex::default(),
         held: Mutex::default(),
-        mass_sms_approved: Mutex::default(),
+        mass_sms_approved: Arc::default(),
         loaded: RwLock::new(model.clone()),
         events,
         control: control_tx,
@@ -370,6 +370,7 @@ pub async fn run(options: Options, store: Arc<Store>) -> Result<(), StartError> 
         store.clone(),
         shared.sms.clone(),
         shared.sms_status.clone(),
+        shared.mass_sms_approved.clone(),
         shutdown_rx.clone(),
     ));
     let retention_task = tokio::spawn(prune_audit_daily(
@@ -695,13 +696,23 @@ impl Supervisor {
             .held
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = gated.held;
-        *self
-            .shared
-            .mass_sms_approved
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = gated.mass_sms;
+        let mass_changed = {
+            let mut approved = self
+                .shared
+                .mass_sms_approved
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let changed = *approved != gated.mass_sms;
+            *approved = gated.mass_sms;
+            changed
+        };
         let model = gated.model.map_or(loaded, Arc::new);
         self.apply_model(model).await;
+        if mass_changed {
+            // The SMS side looks again now, not at its next minute: a mass send just approved
+            // goes out at once even when the site itself did not change.
+            self.running_site.send_modify(|_| {});
+        }
     }
 
     fn touch_for(
@@ -1019,20 +1030,32 @@ impl Supervisor {
     /// Sends an interrupt as an urgent SMS bulletin too (quiet hours do not hold it), in the
     /// background: the boards do not wait for the gateways.
     fn send_notice_sms(&mut self, notice: &Notice) {
-        let dispatcher = self
-            .shared
-            .sms
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone();
-        let Some(dispatcher) = dispatcher else {
+        if self.loaded.site.sms.is_none() {
             tracing::warn!(id = %notice.id, "the interrupt asks for SMS, but the site sends none");
             return;
-        };
+        }
+        let slot = self.shared.sms.clone();
         let notice = notice.clone();
         let store = self.store.clone();
         self.background.retain(|task| !task.is_finished());
         self.background.push(tokio::spawn(async move {
+            // Just after a start or a reload the SMS side may still be opening its ledger: an
+            // urgent notice waits for it (a few seconds at most) rather than being dropped.
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+            let dispatcher = loop {
+                let current = slot
+                    .read()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .clone();
+                if let Some(dispatcher) = current {
+                    break dispatcher;
+                }
+                if tokio::time::Instant::now() >= deadline {
+                    tracing::error!(id = %notice.id, "the interrupt's SMS: the SMS side did not start");
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            };
             let options = crate::sms::dispatch::SendOptions {
                 urgent: true,
                 ..Default::default()
@@ -1165,6 +1188,42 @@ impl Supervisor {
         Ok(crate::review::standing(&hash, &records))
     }
 
+    /// Cancels the SMS of a withdrawn item that no gateway has been handed yet, and records
+    /// how many in the audit. Rows already with a gateway cannot be called back.
+    async fn cancel_sms(&mut self, item: &str, by: &str) {
+        let dispatcher = self
+            .shared
+            .sms
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        let Some(dispatcher) = dispatcher else {
+            return;
+        };
+        let (subject, who, store) = (item.to_owned(), by.to_owned(), self.store.clone());
+        let done = tokio::task::spawn_blocking(move || {
+            let cancelled = dispatcher
+                .cancel_item(&subject, Utc::now())
+                .map_err(|e| e.to_string())?;
+            if cancelled > 0 {
+                let count = cancelled.to_string();
+                let action = crate::store::Action::SmsCancelled;
+                store
+                    .record(action, &subject, &who, &count, Utc::now())
+                    .map_err(|e| e.to_string())?;
+            }
+            Ok::<u64, String>(cancelled)
+        })
+        .await;
+        match done {
+            Ok(Ok(0)) => {}
+            Ok(Ok(cancelled)) => {
+                tracing::warn!(item = %item, cancelled, "SMS of the withdrawn item cancelled")
+            }
+            result => tracing::error!(item = %item, ?result, "cancelling the withdrawn item's SMS"),
+        }
+    }
+
     /// Withdraws or restores `item`, then runs the site again without what is withdrawn.
     async fn set_withdrawn(
         &mut self,
@@ -1174,6 +1233,7 @@ impl Supervisor {
     ) -> Result<bool, String> {
         let store = self.store.clone();
         let (subject, who) = (item.clone(), by.clone());
+        let withdrawing = withdraw.is_some();
         let changed = tokio::task::spawn_blocking(move || match &withdraw {
             Some(reason) => store.withdraw(&subject, Utc::now(), &who, reason),
             None => store.restore(&subject, Utc::now(), &who),
@@ -1195,6 +1255,9 @@ impl Supervisor {
                     withdrawn.insert(item.clone());
                     tracing::warn!(item = %item, by = %by, "withdrawn from every board");
                 }
+            }
+            if withdrawing {
+                self.cancel_sms(&item, &by).await;
             }
             let loaded = self.loaded.clone();
             self.apply(loaded).await;

@@ -44,8 +44,14 @@ pub struct SmsStatus {
     pub ledger: String,
     /// Items handed to the dispatcher since the daemon started.
     pub items: Vec<String>,
+    /// Items whose bulletin would go to more subscribers than `sms.second_approval_above` and
+    /// waits for a second approval (`gongkai review ITEM --stage mass-sms`).
+    pub awaiting_second_approval: Vec<String>,
     pub last_error: Option<String>,
 }
+
+/// Items whose current text has a second approval for a mass SMS (kept by the supervisor).
+pub type MassApproved = Arc<std::sync::Mutex<std::collections::BTreeSet<String>>>;
 
 /// The dispatcher in use (replaced on reload), for the callback routes and `/api/sms`.
 pub type SharedDispatcher = Arc<RwLock<Option<Arc<Dispatcher>>>>;
@@ -58,6 +64,7 @@ pub async fn run(
     store: Arc<Store>,
     dispatcher_slot: SharedDispatcher,
     status: Arc<std::sync::Mutex<SmsStatus>>,
+    mass_approved: MassApproved,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut handed: HashSet<String> = HashSet::new();
@@ -97,7 +104,11 @@ pub async fn run(
         let mut ticks = 0u32;
         loop {
             if let Some(d) = &dispatcher {
-                tick(d, &model, &store, &mut handed, &status, ticks).await;
+                let approved = mass_approved
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .clone();
+                tick(d, &model, &store, &mut handed, &status, &approved, ticks).await;
             }
             ticks = ticks.wrapping_add(1);
             tokio::select! {
@@ -141,6 +152,7 @@ async fn tick(
     store: &Arc<Store>,
     handed: &mut HashSet<String>,
     status: &std::sync::Mutex<SmsStatus>,
+    mass_approved: &std::collections::BTreeSet<String>,
     ticks: u32,
 ) {
     let now = Utc::now().with_timezone(&model.site.timezone);
@@ -150,7 +162,45 @@ async fn tick(
         .filter(|(_, item)| !handed.contains(&item.id))
         .map(|(_, item)| (item.id.clone(), item.title.clone()))
         .collect();
+    let limit = model
+        .site
+        .sms
+        .as_ref()
+        .map_or(u32::MAX, |s| s.second_approval_above);
+    let mut awaiting = Vec::new();
     for (id, title) in due {
+        // A mass send waits for its second approver: counted first, recorded only once allowed.
+        if !mass_approved.contains(&id) {
+            let count = SendOptions {
+                dry_run: true,
+                ..SendOptions::default()
+            };
+            match dispatcher.send_item(&id, &count).await {
+                Ok(counts) if counts.recipients > u64::from(limit) => {
+                    if !status
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .awaiting_second_approval
+                        .contains(&id)
+                    {
+                        tracing::warn!(
+                            item = %id,
+                            recipients = counts.recipients,
+                            limit,
+                            "SMS: a mass send waits for a second approval (gongkai review ITEM --stage mass-sms)"
+                        );
+                    }
+                    awaiting.push(id);
+                    continue;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::error!(item = %id, error = %e, "SMS: counting the recipients");
+                    set(status, |s| s.last_error = Some(e.to_string()));
+                    continue;
+                }
+            }
+        }
         match dispatcher.send_item(&id, &SendOptions::default()).await {
             Ok(counts) => {
                 handed.insert(id.clone());
@@ -185,6 +235,7 @@ async fn tick(
             }
         }
     }
+    set(status, |s| s.awaiting_second_approval = awaiting);
     match dispatcher.run_due().await {
         Ok(_) => set(status, |s| {
             // A round that went through clears a ledger fault (room again on the disk).

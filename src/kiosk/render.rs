@@ -78,11 +78,14 @@ fn tag_color(category: Category) -> Rgb {
 }
 
 /// The text of an item as the kiosk shows it: markup removed.
+/// The text without colour markup and without invisible controls (an interrupt's text comes
+/// from the control API, and the browser page would apply a bidi override).
 fn plain(text: &str) -> String {
-    match markup::parse(text) {
+    let text = markup::inert(text);
+    match markup::parse(&text) {
         Ok(styled) => styled.text,
         // A validated model has well-formed markup; anything else is shown as written.
-        Err(_) => text.to_owned(),
+        Err(_) => text.into_owned(),
     }
 }
 
@@ -467,6 +470,13 @@ mod tests {
     use crate::config::model::{Show, Validity};
     use crate::font::scalable::ScalableFont;
     use chrono::TimeZone;
+
+    #[test]
+    fn an_interrupts_bidi_override_does_not_reach_the_kiosk() {
+        // From the control API, not the validated site: the page must not reorder it.
+        assert_eq!(plain("停水\u{202E}通知\u{2066}"), "停水通知");
+        assert_eq!(plain("普通文字"), "普通文字");
+    }
 
     fn item(category: Category, title: &str, body: &str) -> Item {
         let tz: Tz = "Asia/Shanghai".parse().unwrap();

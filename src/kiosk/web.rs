@@ -157,8 +157,11 @@ fn group_of(category: Category) -> Category {
     }
 }
 
+/// The text without colour markup and invisible controls: the page is drawn by a browser,
+/// which would apply a bidi override.
 fn plain(text: &str) -> String {
-    markup::parse(text).map_or_else(|_| text.to_owned(), |s| s.text)
+    let text = markup::inert(text);
+    markup::parse(&text).map_or_else(|_| text.into_owned(), |s| s.text)
 }
 
 fn summary(item: &Item, now: &DateTime<Tz>) -> Summary {

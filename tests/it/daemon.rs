@@ -1420,3 +1420,115 @@ async fn an_item_reaches_boards_and_sms_only_once_approved_and_an_edit_pulls_it_
         .collect();
     assert_eq!(reviewers, ["张三", "李四", "王五"]);
 }
+
+/// The SMS side of the daemon under the operator's controls: a bulletin to more subscribers than
+/// `second_approval_above` waits until a second person approves it, then goes to each once;
+/// withdrawing an item whose bulletin is held by quiet hours cancels its queued messages, which
+/// are never sent, and says so in the audit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mass_send_waits_for_a_second_approver_and_withdraw_cancels_queued_sms() {
+    use chrono::Timelike;
+    let admin = free_port();
+    let fixture = Fixture::empty();
+    let now = chrono::Utc::now().with_timezone(&chrono_tz::Asia::Shanghai);
+    // `night` is in quiet hours now: its rows queue until morning.
+    let (quiet_from, quiet_until) = (now.hour(), (now.hour() + 2) % 24);
+    fixture
+        .write(
+            "gongkai.yaml",
+            format!(
+                "site: 测试县政务公开\ntimezone: Asia/Shanghai\nreview: {{ required: draft }}\nsimulate: true\nadmin: {{ listen: 127.0.0.1:{admin}, token_env: GONGKAI_TEST_ADMIN_TOKEN }}\nsms:\n  signature: 测试县政务公开\n  outbox: var/outbox.jsonl\n  quiet_hours: {{ from: \"{quiet_from:02}:00\", until: \"{quiet_until:02}:00\" }}\n  digest: false\n  second_approval_above: 1\n  gateways: [{{ id: local, kind: outbox }}]\ndisplays:\n  - id: hall\n    profile: strip\n    link: {{ simulated: true }}\n"
+            ),
+        )
+        .write("hw-profiles/strip.yaml", PROFILE)
+        .write(
+            "playlists/main.yaml",
+            "id: main\ntargets: [hall]\nitems:\n  - { id: night, title: 夜间施工公告, category: 其他, channels: [board, sms] }\n",
+        )
+        .write(
+            "subscribers.csv",
+            "号码,姓名\n13800138000,张三\n13900139000,王五\n",
+        );
+    let import = Command::new(env!("CARGO_BIN_EXE_gongkai"))
+        .args(["sms", "import", "subscribers.csv", "--site"])
+        .arg(fixture.path())
+        .current_dir(fixture.path())
+        .output()
+        .expect("gongkai sms import runs");
+    assert!(import.status.success(), "{import:?}");
+    let base = format!("http://127.0.0.1:{admin}");
+    let daemon = Daemon::start(fixture.path());
+    wait_for_every_display(&base, 1, &daemon).await;
+    let sms_until = |want: &'static str| {
+        let base = base.clone();
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                let sms = get_json(&base, "/api/sms").await;
+                let ok = match want {
+                    "awaiting" => {
+                        sms["side"]["awaiting_second_approval"] == serde_json::json!(["night"])
+                    }
+                    "queued" => sms["deliveries"]["queued"] == 2,
+                    "cancelled" => {
+                        sms["deliveries"]["cancelled"] == 2 && sms["deliveries"]["queued"] == 0
+                    }
+                    _ => unreachable!(),
+                };
+                if ok {
+                    return sms;
+                }
+                assert!(Instant::now() < deadline, "{want}: {sms}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    // Two recipients, a limit of one: nothing is recorded until a second person approves.
+    let sms = sms_until("awaiting").await;
+    assert_eq!(sms["deliveries"]["queued"], 0, "{sms}");
+    let approve = client()
+        .post(format!("{base}/api/review"))
+        .bearer_auth(TOKEN)
+        .json(&serde_json::json!({ "item": "night", "stage": "mass-sms", "by": "赵六" }))
+        .send()
+        .await
+        .expect("answers");
+    assert!(approve.status().is_success(), "{approve:?}");
+    sms_until("queued").await;
+
+    // Withdrawn during quiet hours: the queued messages are cancelled, never sent.
+    let withdrawn = client()
+        .post(format!("{base}/api/withdraw"))
+        .bearer_auth(TOKEN)
+        .json(&serde_json::json!({ "item": "night", "by": "tester", "reason": "施工取消" }))
+        .send()
+        .await
+        .expect("answers");
+    assert!(withdrawn.status().is_success());
+    sms_until("cancelled").await;
+    assert!(daemon.terminate(Duration::from_secs(5)).await.success());
+    assert!(!fixture.path().join("var/outbox.jsonl").exists());
+    let store = gongkai::store::Store::open_read_only(&fixture.path().join("var/gongkai.db"))
+        .expect("the database");
+    let actions: Vec<(String, String)> = store
+        .audit(
+            chrono::Utc::now() - chrono::Duration::hours(1),
+            chrono::Utc::now(),
+            None,
+        )
+        .expect("audit")
+        .into_iter()
+        .filter_map(|r| match r.kind {
+            gongkai::store::AuditKind::Action(a) => {
+                Some((a.code().to_owned(), r.by.unwrap_or_default()))
+            }
+            _ => None,
+        })
+        .collect();
+    let codes: Vec<&str> = actions.iter().map(|(c, _)| c.as_str()).collect();
+    assert_eq!(
+        codes,
+        ["sms-second-approval", "item-withdrawn", "sms-cancelled"],
+        "{actions:?}"
+    );
+}

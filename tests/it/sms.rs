@@ -374,6 +374,29 @@ fn an_sms_item_title_over_an_approved_variable_cap() {
     assert!(hint(&e, Lang::En).contains("max:"));
 }
 
+/// Records reviews of `item`'s current text in the site's database, as the daemon does when
+/// `gongkai review` asks it.
+fn record_reviews(site: &Fixture, item: &str, steps: &[(&str, &str)]) {
+    let model = gongkai::config::load(site.path())
+        .model
+        .expect("valid site");
+    let (_, found) = model.item(item).expect("the item");
+    let hash = gongkai::review::content_hash(found);
+    let store = gongkai::store::Store::open(&gongkai::store::default_path(site.path()))
+        .expect("the database");
+    for (step, by) in steps {
+        store
+            .add_review(&gongkai::review::Record {
+                item: item.to_owned(),
+                step: gongkai::review::Step::parse(step).expect("a step"),
+                by: (*by).to_owned(),
+                at: chrono::Utc::now(),
+                hash: hash.clone(),
+            })
+            .expect("recorded");
+    }
+}
+
 fn in_site(site: &Fixture, args: &[&str]) -> Output {
     let dir = site.path().to_str().expect("utf-8 path");
     let mut all = vec!["--site", dir];
@@ -437,6 +460,39 @@ fn sms_send_to_the_outbox_then_status_with_masked_numbers() {
         "dry run: 2 recipient(s), 2 of them new; nothing stored or sent\n"
     );
     assert!(!site.path().join("var/sms-outbox.jsonl").exists());
+
+    // Not reviewed: refused, and nothing is recorded or sent.
+    let out = in_site(&site, &["sms", "send", "n1", "--urgent"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "not sent: n1 is draft, and SMS needs approved (gongkai review n1)\n"
+    );
+    assert!(!site.path().join("var/sms-outbox.jsonl").exists());
+
+    // Approved by three people, but 2 recipients is a mass send on a site whose limit is 1.
+    site.edit(
+        "gongkai.yaml",
+        SMS_LINE,
+        "sms: { signature: 测试县政务公开, second_approval_above: 1 }",
+    );
+    record_reviews(
+        &site,
+        "n1",
+        &[
+            ("reviewed", "张三"),
+            ("legal", "李四"),
+            ("approved", "王五"),
+        ],
+    );
+    let out = in_site(&site, &["sms", "send", "n1", "--urgent"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "not sent: n1 would go to 2 subscribers, more than 1; a mass SMS needs a second approval by someone other than its approver (王五): gongkai review n1 --stage mass-sms --by NAME\n"
+    );
+    assert!(!site.path().join("var/sms-outbox.jsonl").exists());
+    record_reviews(&site, "n1", &[("mass-sms", "赵六")]);
 
     // Urgent, so that the test does not depend on the hour it runs at.
     let out = in_site(&site, &["sms", "send", "n1", "--urgent"]);

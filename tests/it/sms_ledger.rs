@@ -787,7 +787,8 @@ async fn the_daemon_on_a_full_ledger_says_so_in_its_log_and_api_and_sends_nothin
 #[ignore = "needs root to mount a tmpfs"]
 fn on_a_full_and_on_a_read_only_tmpfs_the_binary_says_so_and_sends_nothing_unrecorded() {
     let mnt = Tmpfs::mount("384k");
-    let site = site("sms: { signature: 测试县政务公开 }");
+    // 1,500 recipients: above the default limit for one approver.
+    let site = site("sms: { signature: 测试县政务公开, second_approval_above: 100000 }");
     let path = mnt.path().join("ledger.sqlite");
     Ledger::open(&path, 0)
         .unwrap()
