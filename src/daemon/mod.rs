@@ -368,9 +368,11 @@ pub async fn run(options: Options, store: Arc<Store>) -> Result<(), StartError> 
         site_dir.clone(),
         options.ledger.clone(),
         store.clone(),
-        shared.sms.clone(),
-        shared.sms_status.clone(),
-        shared.mass_sms_approved.clone(),
+        sms::Handles {
+            dispatcher: shared.sms.clone(),
+            status: shared.sms_status.clone(),
+            mass_approved: shared.mass_sms_approved.clone(),
+        },
         shutdown_rx.clone(),
     ));
     let retention_task = tokio::spawn(prune_audit_daily(

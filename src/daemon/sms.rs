@@ -56,17 +56,30 @@ pub type MassApproved = Arc<std::sync::Mutex<std::collections::BTreeSet<String>>
 /// The dispatcher in use (replaced on reload), for the callback routes and `/api/sms`.
 pub type SharedDispatcher = Arc<RwLock<Option<Arc<Dispatcher>>>>;
 
+/// What the SMS side shares with the rest of the daemon.
+pub struct Handles {
+    /// Where it publishes the dispatcher in use.
+    pub dispatcher: SharedDispatcher,
+    /// Where it reports how it is doing.
+    pub status: Arc<std::sync::Mutex<SmsStatus>>,
+    /// What the supervisor says has a second approval for a mass send.
+    pub mass_approved: MassApproved,
+}
+
 /// Runs the SMS side until `stop` turns true, following the site in `site`.
 pub async fn run(
     mut site: watch::Receiver<Arc<Model>>,
     site_dir: PathBuf,
     ledger: PathBuf,
     store: Arc<Store>,
-    dispatcher_slot: SharedDispatcher,
-    status: Arc<std::sync::Mutex<SmsStatus>>,
-    mass_approved: MassApproved,
+    handles: Handles,
     mut stop: watch::Receiver<bool>,
 ) {
+    let Handles {
+        dispatcher: dispatcher_slot,
+        status,
+        mass_approved,
+    } = handles;
     let mut handed: HashSet<String> = HashSet::new();
     loop {
         let model = site.borrow_and_update().clone();
