@@ -42,18 +42,7 @@ pub fn run(
     let db_path = db.unwrap_or_else(|| site.join("var").join("gongkai.db"));
     let store = match crate::store::Store::open(&db_path) {
         Ok(store) => std::sync::Arc::new(store),
-        Err(e) => {
-            let (path, reason) = (db_path.display().to_string(), e.to_string());
-            eprintln!(
-                "{}",
-                tr(
-                    lang,
-                    "daemon.db_failed",
-                    &[("path", &path), ("reason", &reason)]
-                )
-            );
-            return Exit::Failed;
-        }
+        Err(e) => return db_failed(&db_path, &e, lang),
     };
     let options = daemon::Options {
         site: site.to_path_buf(),
@@ -73,6 +62,20 @@ pub fn run(
             Exit::Failed
         }
     }
+}
+
+/// Says that the daemon's database at `path` could not be opened, and why.
+pub(crate) fn db_failed(path: &Path, e: &dyn std::fmt::Display, lang: Lang) -> Exit {
+    let (path, reason) = (path.display().to_string(), e.to_string());
+    eprintln!(
+        "{}",
+        tr(
+            lang,
+            "daemon.db_failed",
+            &[("path", &path), ("reason", &reason)]
+        )
+    );
+    Exit::Failed
 }
 
 fn init_logs(format: LogFormat) {

@@ -257,18 +257,7 @@ pub(crate) fn sms_gate(
     };
     let records = match records {
         Ok(records) => records,
-        Err(e) => {
-            let (path, reason) = (path.display().to_string(), e.to_string());
-            eprintln!(
-                "{}",
-                tr(
-                    lang,
-                    "daemon.db_failed",
-                    &[("path", &path), ("reason", &reason)]
-                )
-            );
-            return Err(Exit::Failed);
-        }
+        Err(e) => return Err(super::daemon::db_failed(&path, &e, lang)),
     };
     let mine: Vec<crate::review::Record> =
         records.into_iter().filter(|r| r.item == item.id).collect();
