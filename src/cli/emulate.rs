@@ -355,6 +355,7 @@ async fn emulate_mqtt(
             .filter(|p| !p.is_empty())
             .map(crate::sms::secret::Secret::new),
         backoff_cap: mqtt::BACKOFF_CAP,
+        ca: None,
     };
     let will = LastWill::new(&topics.status, "offline", QoS::AtLeastOnce, true);
     let options_mqtt = match config.options(will) {

@@ -121,6 +121,9 @@ pub struct Mqtt {
     pub topic_prefix: String,
     pub username: Option<String>,
     pub password: Option<SecretSource>,
+    /// With TLS: the CA (PEM file, relative to the site directory unless absolute) that signs
+    /// the broker's certificate, trusted instead of the system's roots.
+    pub ca_file: Option<String>,
 }
 
 /// Where a secret is read from when it is needed. The secret itself is never in the model.

@@ -216,6 +216,11 @@ pub struct RawMqtt {
     /// 存放密码的文件（应只有 gongkai 可读，如权限 600）。File holding the password; keep it readable by gongkai only.
     #[serde(default)]
     pub password_file: Option<Located<String>>,
+    /// 本单位自建 CA 的证书文件（PEM），仅用于 mqtts://：用它而不是系统根证书验证服务器证书。
+    /// The site's own CA certificate (PEM), for mqtts:// only: the broker's certificate is
+    /// verified against it instead of the system's root certificates.
+    #[serde(default)]
+    pub ca_file: Option<Located<String>>,
 }
 
 /// 短信公告。SMS bulletins (the gateways are configured here too).

@@ -983,6 +983,19 @@ impl Checker {
             );
         }
         let password = self.secret(file, &raw.password_env, &raw.password_file);
+        let ca_file = match &raw.ca_file {
+            Some(path) if !tls => {
+                self.error(file, path, Msg::new("check.mqtt_ca_without_tls"))
+                    .hint = Some(Msg::new("check.mqtt_ca_without_tls.hint"));
+                None
+            }
+            Some(path) if path.trim().is_empty() => {
+                self.error(file, path, Msg::new("check.empty").arg("field", "ca_file"));
+                None
+            }
+            Some(path) => Some(path.trim().to_owned()),
+            None => None,
+        };
         // Two sites on one broker must not share a client id (the broker would disconnect one
         // of them), so a site name without ASCII letters is identified by a hash of it.
         let client_id = raw
@@ -1000,6 +1013,7 @@ impl Checker {
             topic_prefix,
             username: raw.username.clone(),
             password,
+            ca_file,
         })
     }
 

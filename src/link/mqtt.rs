@@ -361,6 +361,9 @@ pub struct MqttConfig {
     pub password: Option<Secret>,
     /// Longest pause between reconnection attempts.
     pub backoff_cap: Duration,
+    /// With TLS, the certificates trusted for the broker: the site's own CA, or (`None`) the
+    /// system's roots.
+    pub ca: Option<Vec<rustls::pki_types::CertificateDer<'static>>>,
 }
 
 impl MqttConfig {
@@ -375,6 +378,10 @@ impl MqttConfig {
             Some(source) => Some(secret::load(source, site_dir, env)?),
             None => None,
         };
+        let ca = match &mqtt.ca_file {
+            Some(path) => Some(read_ca(&site_dir.join(path))?),
+            None => None,
+        };
         Ok(MqttConfig {
             host: mqtt.host.clone(),
             port: mqtt.port,
@@ -384,6 +391,7 @@ impl MqttConfig {
             username: mqtt.username.clone(),
             password,
             backoff_cap: BACKOFF_CAP,
+            ca,
         })
     }
 
@@ -406,19 +414,46 @@ impl MqttConfig {
             (None, None) => {}
         }
         if self.tls {
-            options.set_transport(Transport::tls_with_config(tls_config()?));
+            options.set_transport(Transport::tls_with_config(tls_config(self.ca.as_deref())?));
         }
         Ok(options)
     }
 }
 
-/// rustls with the ring provider (no aws-lc C build) and the system's root certificates.
-pub fn tls_config() -> Result<TlsConfiguration, MqttError> {
+/// The certificates of a PEM file (a site's own CA): at least one, every block readable.
+fn read_ca(path: &Path) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, MqttError> {
+    use rustls::pki_types::pem::PemObject as _;
+    let failed = |why: String| MqttError::Tls(format!("ca_file {}: {why}", path.display()));
+    let certs = rustls::pki_types::CertificateDer::pem_file_iter(path)
+        .map_err(|e| failed(e.to_string()))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| failed(e.to_string()))?;
+    if certs.is_empty() {
+        return Err(failed("no certificate in the file".into()));
+    }
+    Ok(certs)
+}
+
+/// rustls with the ring provider (no aws-lc C build), trusting `ca` (a site's own CA) or, without
+/// one, the system's root certificates.
+pub fn tls_config(
+    ca: Option<&[rustls::pki_types::CertificateDer<'static>]>,
+) -> Result<TlsConfiguration, MqttError> {
     let mut roots = rustls::RootCertStore::empty();
-    let found = rustls_native_certs::load_native_certs();
-    let (added, _) = roots.add_parsable_certificates(found.certs);
-    if added == 0 {
-        return Err(MqttError::Tls("no system root certificates".into()));
+    match ca {
+        Some(certs) => {
+            let (added, _) = roots.add_parsable_certificates(certs.iter().cloned());
+            if added == 0 {
+                return Err(MqttError::Tls("ca_file: no usable CA certificate".into()));
+            }
+        }
+        None => {
+            let found = rustls_native_certs::load_native_certs();
+            let (added, _) = roots.add_parsable_certificates(found.certs);
+            if added == 0 {
+                return Err(MqttError::Tls("no system root certificates".into()));
+            }
+        }
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider)

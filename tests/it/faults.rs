@@ -667,6 +667,7 @@ fn daemon_link(port: u16, password: &str) -> gongkai::link::mqtt::MqttConfig {
         topic_prefix: "gongkai".into(),
         username: Some(DAEMON.0.into()),
         password: Some(gongkai::config::model::SecretSource::Env("P".into())),
+        ca_file: None,
     };
     let password = password.to_owned();
     gongkai::link::mqtt::MqttConfig::from_model(&model, std::path::Path::new("."), move |_| {

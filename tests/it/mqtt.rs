@@ -162,6 +162,7 @@ fn config(port: u16) -> MqttConfig {
         topic_prefix: PREFIX.into(),
         username: Some(USER.into()),
         password: Some(SecretSource::Env("GONGKAI_TEST_MQTT_PASSWORD".into())),
+        ca_file: None,
     };
     let env = |name: &str| (name == "GONGKAI_TEST_MQTT_PASSWORD").then(|| PASSWORD.to_owned());
     MqttConfig::from_model(&model, std::path::Path::new("."), env).expect("the test's config")
@@ -561,4 +562,179 @@ async fn dropping_every_display_says_offline_and_ends_the_link() {
         .expect("without a panic");
     let offline = retained(broker.port, &topic, Duration::from_secs(2)).await;
     assert_eq!(offline.as_deref(), Some(&b"offline"[..]));
+}
+
+/// `openssl` with `args` in `dir`; fails the test, saying what to install, if it cannot run.
+fn openssl(dir: &std::path::Path, args: &[&str]) {
+    let output = std::process::Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl runs (apt-get install openssl)");
+    assert!(
+        output.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// A county's own mosquitto with TLS, its certificate signed by the county's own CA (no public
+/// CA issues certificates for 127.0.0.1 or a private host name): with `ca_file` the link
+/// verifies the broker against that CA and delivers; with the system's roots it refuses the
+/// broker and never connects; a `ca_file` that holds no certificate is refused by name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs mosquitto and openssl"]
+async fn a_tls_broker_signed_by_the_sites_own_ca_is_trusted_through_ca_file() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path();
+    openssl(
+        path,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=gongkai test county CA",
+        ],
+    );
+    openssl(
+        path,
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "broker.key",
+            "-out",
+            "broker.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ],
+    );
+    std::fs::write(
+        path.join("broker.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+    )
+    .expect("write");
+    openssl(
+        path,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "broker.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "broker.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "broker.ext",
+        ],
+    );
+    let port = free_port();
+    let conf = format!(
+        "listener {port} 127.0.0.1\ncafile {0}/ca.pem\ncertfile {0}/broker.pem\nkeyfile {0}/broker.key\nallow_anonymous true\npersistence false\nmessage_size_limit 0\n",
+        path.display()
+    );
+    std::fs::write(path.join("mosquitto.conf"), conf).expect("write");
+    // As root (CI) mosquitto switches to its own user, who must read the files.
+    use std::os::unix::fs::PermissionsExt as _;
+    for entry in std::fs::read_dir(path).expect("dir") {
+        let entry = entry.expect("entry");
+        std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(0o644))
+            .expect("chmod");
+    }
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    struct Broker(std::process::Child);
+    impl Drop for Broker {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _broker = Broker(
+        std::process::Command::new("/usr/sbin/mosquitto")
+            .arg("-c")
+            .arg(path.join("mosquitto.conf"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("/usr/sbin/mosquitto runs (apt-get install mosquitto)"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+        assert!(Instant::now() < deadline, "mosquitto did not start");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let model = |ca_file: Option<&str>| Mqtt {
+        host: "127.0.0.1".into(),
+        port,
+        tls: true,
+        client_id: format!("gongkai-tls-{}", free_port()),
+        topic_prefix: PREFIX.into(),
+        username: None,
+        password: None,
+        ca_file: ca_file.map(str::to_owned),
+    };
+
+    // The site's own CA: connects, and the frame is there for a subscriber who trusts it too.
+    let config = MqttConfig::from_model(&model(Some("ca.pem")), path, |_| None).expect("config");
+    let (task, mut displays) = mqtt::spawn(&config, &["tls/board".to_owned()]).expect("the link");
+    connected(&task, Duration::from_secs(10)).await;
+    let frame = picture(64, 32, PixelFormat::Rgb888, 7);
+    let delivery = displays[0].show(&frame, VALID).await.expect("shown");
+    wait_until(Duration::from_secs(10), "the publish", || {
+        displays[0].published() == delivery.generation()
+    })
+    .await;
+    let topic = displays[0].topics().frame.clone();
+    let ca = path.join("ca.pem");
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("mosquitto_sub")
+            .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-t", &topic])
+            .arg("--cafile")
+            .arg(&ca)
+            .args(["--retained-only", "-C", "1", "-W", "10", "-N"])
+            .output()
+    })
+    .await
+    .expect("join")
+    .expect("mosquitto_sub runs (apt-get install mosquitto-clients)");
+    assert!(
+        decode_frame(&output.stdout).is_ok_and(|(_, got)| got == frame),
+        "mosquitto_sub over TLS: {} {}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    // The system's roots do not know the county's CA: the link never connects.
+    let config = MqttConfig::from_model(&model(None), path, |_| None).expect("config");
+    let (untrusting, _displays) =
+        mqtt::spawn(&config, &["tls/other".to_owned()]).expect("the link");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let connection = untrusting.connection().borrow().clone();
+    assert!(
+        !connection.connected && connection.connects == 0 && connection.errors > 0,
+        "{connection:?}"
+    );
+
+    // A CA file that holds no certificate is refused, naming the file.
+    std::fs::write(path.join("empty.pem"), "not a certificate\n").expect("write");
+    let refused = MqttConfig::from_model(&model(Some("empty.pem")), path, |_| None)
+        .expect_err("no certificate");
+    assert!(refused.to_string().contains("empty.pem"), "{refused}");
 }

@@ -412,6 +412,28 @@ fn exposed_admin_listener_needs_a_token() {
 }
 
 #[test]
+fn a_ca_file_for_a_broker_without_tls_is_refused() {
+    let site = Fixture::new();
+    site.edit(
+        "gongkai.yaml",
+        "mqtt: { broker: mqtt://127.0.0.1:1883 }",
+        "mqtt: { broker: mqtt://127.0.0.1:1883, ca_file: county-ca.pem }",
+    );
+    let loaded = site.load();
+    let error = crate::fixture::single_error(&loaded);
+    assert_eq!(
+        error.headline(Lang::En),
+        "gongkai.yaml:3:49: error: `ca_file` is for a TLS broker, and this broker's address is mqtt://"
+    );
+    site.edit(
+        "gongkai.yaml",
+        "mqtt://127.0.0.1:1883",
+        "mqtts://127.0.0.1:8883",
+    );
+    assert!(site.load().model.is_some());
+}
+
+#[test]
 fn every_problem_is_reported_not_just_the_first() {
     let site = Fixture::new();
     // A syntax error in one playlist ...
