@@ -12,6 +12,7 @@ use tokio_serial::{SerialPort, SerialStream};
 
 use crate::fixture::Fixture;
 use crate::mqtt::free_port;
+use crate::process::{Daemon, client, get_json};
 use crate::sms_dispatch::{Seen, Server, decode, form};
 
 const HOOK_TOKEN: &str = "alert-hook-token-for-tests";
@@ -123,38 +124,16 @@ fn sms_text(req: &Seen) -> (String, String) {
     (get("to"), get("text"))
 }
 
-struct Daemon {
-    child: Child,
-    log: std::path::PathBuf,
-}
-
-impl Daemon {
-    fn start(dir: &Path) -> Daemon {
-        let log = dir.join("daemon.log");
-        let child = Command::new(env!("CARGO_BIN_EXE_gongkai"))
-            .args(["run", "--lang", "en"])
-            .arg(dir)
-            .env("GONGKAI_TEST_KANNEL_SECRET", KANNEL_SECRET)
-            .env("GONGKAI_TEST_ALERT_TOKEN", HOOK_TOKEN)
-            .env("GONGKAI_TEST_MQTT_PASSWORD", crate::mqtt::PASSWORD)
-            .env("GONGKAI_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("log file"))
-            .spawn()
-            .expect("gongkai run starts");
-        Daemon { child, log }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The daemon on the site in `dir`, with the tests' secrets.
+fn start_daemon(dir: &Path) -> Daemon {
+    Daemon::start(
+        dir,
+        &[
+            ("GONGKAI_TEST_KANNEL_SECRET", KANNEL_SECRET),
+            ("GONGKAI_TEST_ALERT_TOKEN", HOOK_TOKEN),
+            ("GONGKAI_TEST_MQTT_PASSWORD", crate::mqtt::PASSWORD),
+        ],
+    )
 }
 
 /// `gongkai emulate` on `device`; killed when dropped.
@@ -221,25 +200,6 @@ async fn wait_for(limit: Duration, what: &str, mut done: impl FnMut() -> bool) {
         assert!(start.elapsed() < limit, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-}
-
-fn client() -> reqwest::Client {
-    gongkai::install_crypto_provider();
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .expect("an HTTP client")
-}
-
-async fn get_json(base: &str, path: &str) -> serde_json::Value {
-    client()
-        .get(format!("{base}{path}"))
-        .send()
-        .await
-        .expect("the admin API answers")
-        .json()
-        .await
-        .expect("JSON")
 }
 
 async fn get_text(base: &str, path: &str) -> String {
@@ -327,7 +287,7 @@ alerts:
         .write("playlists/main.yaml", PLAYLIST);
     let out = tempfile::tempdir().expect("a temporary directory");
     let emulator = Emulator::start(fixture.path(), &board_path, out.path()).await;
-    let daemon = Daemon::start(fixture.path());
+    let daemon = start_daemon(fixture.path());
     let base = format!("http://127.0.0.1:{admin}");
     board_online(&base, true, Duration::from_secs(20), &daemon).await;
     assert!(hook.requests().is_empty(), "{:?}", hook.requests());
@@ -501,7 +461,7 @@ alerts:
         .expect("a subscriber");
     drop(ledger);
 
-    let daemon = Daemon::start(fixture.path());
+    let daemon = start_daemon(fixture.path());
     // Two bulletins, two refusals: one alert (posted twice, the first time refused as busy).
     until_count(
         &hook,
@@ -691,7 +651,7 @@ alerts:
     let url = format!("mqtt://board@127.0.0.1:{}/{PREFIX}", broker.port);
     let board_args = ["--mqtt", url.as_str(), "--topic", "boards/town"];
     let emulator = Emulator::run(fixture.path(), &board_args, out.path()).await;
-    let daemon = Daemon::start(fixture.path());
+    let daemon = start_daemon(fixture.path());
     let base = format!("http://127.0.0.1:{admin}");
     board_online(&base, true, Duration::from_secs(20), &daemon).await;
     tokio::time::sleep(Duration::from_secs(3)).await;

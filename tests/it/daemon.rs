@@ -4,7 +4,7 @@
 //! status API; an interrupt reaches every target board and the playlist resumes after it.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -20,6 +20,7 @@ use tokio_serial::{SerialPort, SerialStream};
 
 use crate::fixture::Fixture;
 use crate::mqtt::{PASSWORD, TestBroker, USER, free_port, retained};
+use crate::process::{Daemon, client, get_json};
 
 const TOKEN: &str = "admin-token-for-tests";
 const PREFIX: &str = "county/daemon";
@@ -71,79 +72,15 @@ items:
     )
 }
 
-/// The daemon as a child process; killed if the test fails before it stops it.
-struct Daemon {
-    child: Child,
-    log: std::path::PathBuf,
-}
-
-impl Daemon {
-    fn start(dir: &Path) -> Daemon {
-        let log = dir.join("daemon.log");
-        let child = Command::new(env!("CARGO_BIN_EXE_gongkai"))
-            .args(["run", "--lang", "en"])
-            .arg(dir)
-            .env("GONGKAI_TEST_ADMIN_TOKEN", TOKEN)
-            .env("GONGKAI_TEST_MQTT_PASSWORD", PASSWORD)
-            .env("GONGKAI_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("log file"))
-            .spawn()
-            .expect("gongkai run starts");
-        Daemon { child, log }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// SIGTERM, then the exit status within `limit`.
-    async fn terminate(mut self, limit: Duration) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
-        let sent = Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("kill runs");
-        assert!(sent.success());
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the daemon did not stop within {limit:?}:\n{}",
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn client() -> reqwest::Client {
-    gongkai::install_crypto_provider();
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .expect("an HTTP client")
-}
-
-async fn get_json(base: &str, path: &str) -> serde_json::Value {
-    client()
-        .get(format!("{base}{path}"))
-        .send()
-        .await
-        .expect("the admin API answers")
-        .json()
-        .await
-        .expect("JSON")
+/// The daemon on the site in `dir`, with the tests' admin token and MQTT password.
+fn start_daemon(dir: &Path) -> Daemon {
+    Daemon::start(
+        dir,
+        &[
+            ("GONGKAI_TEST_ADMIN_TOKEN", TOKEN),
+            ("GONGKAI_TEST_MQTT_PASSWORD", PASSWORD),
+        ],
+    )
 }
 
 /// What the library draws for the first page of `what` on display `index` of the site in `dir`
@@ -244,7 +181,7 @@ async fn edits_reach_the_boards_a_broken_edit_does_not_and_an_interrupt_comes_an
         .write("playlists/main.yaml", playlist("一号公告"));
     let dir = fixture.path();
     let base = format!("http://127.0.0.1:{admin}");
-    let daemon = Daemon::start(dir);
+    let daemon = start_daemon(dir);
 
     // 1. The first item reaches both boards.
     let first = expected(dir, 0, item(), &[]);
@@ -478,7 +415,7 @@ async fn control_requests_are_rate_limited_even_with_a_wrong_token() {
         )
         .write("hw-profiles/strip.yaml", PROFILE);
     let base = format!("http://127.0.0.1:{admin}");
-    let daemon = Daemon::start(fixture.path());
+    let daemon = start_daemon(fixture.path());
     wait_for_every_display(&base, 1, &daemon).await;
     let mut statuses = Vec::new();
     for _ in 0..32 {
@@ -569,7 +506,7 @@ async fn the_example_county_runs_simulated_and_serves_every_boards_picture() {
     let admin = free_port();
     let (fixture, public) = county_copy(admin);
     let base = format!("http://127.0.0.1:{admin}");
-    let daemon = Daemon::start(fixture.path());
+    let daemon = start_daemon(fixture.path());
     let model = gongkai::config::load(fixture.path()).model.expect("valid");
     let displays = wait_for_every_display(&base, model.displays.len(), &daemon).await;
     // The hall's kiosk page and its API, on the public listener.
@@ -626,7 +563,7 @@ async fn the_live_page_in_chromium_shows_the_squares_current_frame() {
     let admin = free_port();
     let (fixture, _) = county_copy(admin);
     let base = format!("http://127.0.0.1:{admin}");
-    let daemon = Daemon::start(fixture.path());
+    let daemon = start_daemon(fixture.path());
     let model = gongkai::config::load(fixture.path()).model.expect("valid");
     wait_for_every_display(&base, model.displays.len(), &daemon).await;
     // Driven by a browser-automation client (playwright-core, tests/browser), which waits for
@@ -682,7 +619,7 @@ async fn an_interrupt_survives_a_restart_of_the_daemon() {
             "id: main\ntargets: [hall, town]\nitems:\n  - { id: n1, title: 一号公告, category: 其他 }\n",
         );
     let base = format!("http://127.0.0.1:{admin}");
-    let daemon = Daemon::start(fixture.path());
+    let daemon = start_daemon(fixture.path());
     wait_for_every_display(&base, 2, &daemon).await;
     let created = client()
         .post(format!("{base}/api/interrupt"))
@@ -712,7 +649,7 @@ async fn an_interrupt_survives_a_restart_of_the_daemon() {
     assert!(daemon.terminate(Duration::from_secs(5)).await.success());
 
     // The same timeline after a restart: the interrupt is still on the town's board.
-    let daemon = Daemon::start(fixture.path());
+    let daemon = start_daemon(fixture.path());
     let displays = wait_for_every_display(&base, 2, &daemon).await;
     assert_eq!(kinds(&displays), ["item", "interrupt"], "{displays}");
     assert!(daemon.terminate(Duration::from_secs(5)).await.success());
@@ -750,17 +687,16 @@ async fn kill_9_during_writes_and_reloads_leaves_a_sound_database() {
     let db = fixture.path().join("var/gongkai.db");
     let started = chrono::Utc::now();
     for round in 1..=4 {
-        let mut daemon = Daemon::start(fixture.path());
+        let daemon = start_daemon(fixture.path());
         wait_for_every_display(&base, 20, &daemon).await;
         tokio::time::sleep(Duration::from_millis(300 * round as u64)).await;
         fixture.write("playlists/all.yaml", playlist(round));
         // Somewhere inside the debounce, the reload or the writes that follow it.
         tokio::time::sleep(Duration::from_millis(60 * round as u64)).await;
-        daemon.child.kill().expect("SIGKILL");
-        let _ = daemon.child.wait();
+        daemon.kill_9();
     }
     // A last, clean run closes what the kills left open.
-    let daemon = Daemon::start(fixture.path());
+    let daemon = start_daemon(fixture.path());
     let displays = wait_for_every_display(&base, 20, &daemon).await;
     // The last edit is what every board shows.
     assert!(
@@ -838,7 +774,7 @@ async fn a_withdrawn_item_leaves_every_board_at_once_and_stays_off_across_a_rest
             "id: main\ntargets: [hall, town]\nitems:\n  - { id: wrong-notice, title: 错误公告, category: 其他 }\n",
         );
     let base = format!("http://127.0.0.1:{admin}");
-    let daemon = Daemon::start(fixture.path());
+    let daemon = start_daemon(fixture.path());
     let kinds = |displays: &serde_json::Value| -> Vec<String> {
         displays
             .as_array()
@@ -888,7 +824,7 @@ async fn a_withdrawn_item_leaves_every_board_at_once_and_stays_off_across_a_rest
     assert!(daemon.terminate(Duration::from_secs(5)).await.success());
 
     // A restart (and a reload) keeps it off.
-    let daemon = Daemon::start(fixture.path());
+    let daemon = start_daemon(fixture.path());
     assert_eq!(
         kinds(&wait_for_every_display(&base, 2, &daemon).await),
         ["idle", "idle"]
@@ -977,7 +913,7 @@ async fn the_daemon_sends_a_bulletin_once_to_each_subscriber_even_across_a_resta
             .collect::<Vec<_>>()
     };
     for round in 0..2 {
-        let daemon = Daemon::start(fixture.path());
+        let daemon = start_daemon(fixture.path());
         wait_for_every_display(&base, 1, &daemon).await;
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
@@ -1023,7 +959,7 @@ async fn the_daemon_sends_a_bulletin_once_to_each_subscriber_even_across_a_resta
     }
     // An interrupt sent as SMS too: urgent, to whoever wants 其他 (the subscriber with no
     // topics; 13800138000 opted out by its TD reply above).
-    let daemon = Daemon::start(fixture.path());
+    let daemon = start_daemon(fixture.path());
     wait_for_every_display(&base, 1, &daemon).await;
     let created = client()
         .post(format!("{base}/api/interrupt"))
@@ -1097,7 +1033,7 @@ async fn a_touchscreen_gets_its_typeset_page_over_mqtt_as_png() {
             "playlists/kiosk.yaml",
             "id: kiosk\ntargets: [kiosk]\nitems:\n  - id: hall-map\n    title: 大厅窗口分布\n    category: 其他\n    department: 县行政服务中心\n    body: 一楼：1号窗口不动产登记，2号窗口企业开办，3号窗口公安户政。\n    channels: [touch]\n",
         );
-    let daemon = Daemon::start(fixture.path());
+    let daemon = start_daemon(fixture.path());
     let model = gongkai::config::load(fixture.path()).model.expect("valid");
     let (_, item) = model.item("hall-map").expect("the item");
     let now = chrono::Utc::now().with_timezone(&model.site.timezone);
@@ -1162,7 +1098,7 @@ async fn a_backup_taken_while_the_daemon_writes_is_whole_and_private() {
             "id: all\ntargets: [all]\nshow: { mode: page, dwell: 1s }\nitems:\n  - { id: a, title: 一号, category: 其他 }\n  - { id: b, title: 二号, category: 其他 }\n",
         );
     let base = format!("http://127.0.0.1:{admin}");
-    let daemon = Daemon::start(fixture.path());
+    let daemon = start_daemon(fixture.path());
     wait_for_every_display(&base, 10, &daemon).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let to = fixture.path().join("backups");
@@ -1255,7 +1191,7 @@ async fn an_item_reaches_boards_and_sms_only_once_approved_and_an_edit_pulls_it_
     assert!(import.status.success(), "{import:?}");
     let base = format!("http://127.0.0.1:{admin}");
     let outbox = dir.join("var/outbox.jsonl");
-    let daemon = Daemon::start(dir);
+    let daemon = start_daemon(dir);
     let item_frame = expected(dir, 0, item(), &[]);
     let kinds = |displays: &serde_json::Value| -> Vec<String> {
         displays
@@ -1457,7 +1393,7 @@ async fn a_mass_send_waits_for_a_second_approver_and_withdraw_cancels_queued_sms
         .expect("gongkai sms import runs");
     assert!(import.status.success(), "{import:?}");
     let base = format!("http://127.0.0.1:{admin}");
-    let daemon = Daemon::start(fixture.path());
+    let daemon = start_daemon(fixture.path());
     wait_for_every_display(&base, 1, &daemon).await;
     let sms_until = |want: &'static str| {
         let base = base.clone();

@@ -9,7 +9,6 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use chrono::{DateTime, TimeZone};
 use chrono_tz::Tz;
@@ -18,6 +17,8 @@ use gongkai::font::scalable::{CoverageCache, NOTO_SANS_SC_PATH, ScalableFont};
 use gongkai::kiosk::render::{Sizes, encode_png, render};
 use gongkai::kiosk::web::{KioskSource, router};
 use gongkai::raster::frame::Frame;
+
+use crate::process::client;
 use sha2::{Digest, Sha256};
 
 fn root() -> &'static Path {
@@ -198,14 +199,6 @@ async fn serve() -> String {
         axum::serve(listener, router(source)).await.expect("serves");
     });
     format!("http://{addr}")
-}
-
-fn client() -> reqwest::Client {
-    gongkai::install_crypto_provider();
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .expect("an HTTP client")
 }
 
 async fn get(base: &str, path: &str) -> reqwest::Response {

@@ -14,6 +14,7 @@ mod kiosk;
 mod link;
 mod mqtt;
 mod preview;
+mod process;
 mod publish;
 mod render;
 mod schedule;
