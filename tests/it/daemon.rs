@@ -72,6 +72,17 @@ items:
     )
 }
 
+/// `gongkai sms import subscribers.csv` in the site `dir`, as a clerk runs it.
+fn import_subscribers(dir: &Path) {
+    let import = Command::new(env!("CARGO_BIN_EXE_gongkai"))
+        .args(["sms", "import", "subscribers.csv", "--site"])
+        .arg(dir)
+        .current_dir(dir)
+        .output()
+        .expect("gongkai sms import runs");
+    assert!(import.status.success(), "{import:?}");
+}
+
 /// The daemon on the site in `dir`, with the tests' admin token and MQTT password.
 fn start_daemon(dir: &Path) -> Daemon {
     Daemon::start(
@@ -892,17 +903,7 @@ async fn the_daemon_sends_a_bulletin_once_to_each_subscriber_even_across_a_resta
             "subscribers.csv",
             "号码,姓名,分组,订阅\n13800138000,张三,南安镇,政府采购\n13900139000,王五,黄龙镇,\n18612345678,赵六,南安镇,人员录用\n",
         );
-    let import = Command::new(env!("CARGO_BIN_EXE_gongkai"))
-        .args(["sms", "import", "subscribers.csv", "--site"])
-        .arg(fixture.path())
-        .current_dir(fixture.path())
-        .output()
-        .expect("gongkai sms import runs");
-    assert!(
-        import.status.success(),
-        "{}",
-        String::from_utf8_lossy(&import.stderr)
-    );
+    import_subscribers(fixture.path());
     let base = format!("http://127.0.0.1:{admin}");
     let outbox = fixture.path().join("var/outbox.jsonl");
     let lines = || {
@@ -1182,13 +1183,7 @@ async fn an_item_reaches_boards_and_sms_only_once_approved_and_an_edit_pulls_it_
         .write("playlists/main.yaml", playlist("一号公告"))
         .write("subscribers.csv", "号码,姓名\n13800138000,张三\n");
     let dir = fixture.path();
-    let import = Command::new(env!("CARGO_BIN_EXE_gongkai"))
-        .args(["sms", "import", "subscribers.csv", "--site"])
-        .arg(dir)
-        .current_dir(dir)
-        .output()
-        .expect("gongkai sms import runs");
-    assert!(import.status.success(), "{import:?}");
+    import_subscribers(dir);
     let base = format!("http://127.0.0.1:{admin}");
     let outbox = dir.join("var/outbox.jsonl");
     let daemon = start_daemon(dir);
@@ -1385,13 +1380,7 @@ async fn a_mass_send_waits_for_a_second_approver_and_withdraw_cancels_queued_sms
             "subscribers.csv",
             "号码,姓名\n13800138000,张三\n13900139000,王五\n",
         );
-    let import = Command::new(env!("CARGO_BIN_EXE_gongkai"))
-        .args(["sms", "import", "subscribers.csv", "--site"])
-        .arg(fixture.path())
-        .current_dir(fixture.path())
-        .output()
-        .expect("gongkai sms import runs");
-    assert!(import.status.success(), "{import:?}");
+    import_subscribers(fixture.path());
     let base = format!("http://127.0.0.1:{admin}");
     let daemon = start_daemon(fixture.path());
     wait_for_every_display(&base, 1, &daemon).await;
