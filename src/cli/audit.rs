@@ -178,6 +178,7 @@ fn kind_text(kind: &AuditKind, lang: Lang) -> String {
         AuditKind::Action(Action::InterruptEnded) => "audit.kind.interrupt_ended",
         AuditKind::Action(Action::ItemWithdrawn) => "audit.kind.item_withdrawn",
         AuditKind::Action(Action::ItemRestored) => "audit.kind.item_restored",
+        AuditKind::Action(Action::ItemAdded) => "audit.kind.item_added",
         AuditKind::Action(Action::ItemReviewed) => "audit.kind.item_reviewed",
         AuditKind::Action(Action::SmsCancelled) => "audit.kind.sms_cancelled",
         AuditKind::Action(Action::SmsResendConfirmed) => "audit.kind.sms_resend_confirmed",

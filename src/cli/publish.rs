@@ -268,6 +268,25 @@ fn publish(site: &Path, options: &Options, lang: Lang) -> Result<Exit, Refusal> 
         )
     );
     let _ = writeln!(out, "{}", tr(lang, "publish.draft_hint", &[]));
+    // Who added what, for the supervision the county plan asks for. The file is written
+    // already; an audit that cannot be opened is said, not undone.
+    let detail = format!("{}:{}", target.file, inserted.entry_line);
+    let recorded = crate::store::Store::open(&crate::store::default_path(site)).and_then(|store| {
+        store.record(
+            crate::store::Action::ItemAdded,
+            &id,
+            &super::daemon::operator(),
+            &detail,
+            chrono::Utc::now(),
+        )
+    });
+    if let Err(e) = recorded {
+        let reason = e.to_string();
+        eprintln!(
+            "{}",
+            tr(lang, "publish.audit_failed", &[("reason", &reason)])
+        );
+    }
     Ok(Exit::Ok)
 }
 

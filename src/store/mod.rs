@@ -200,6 +200,8 @@ pub enum Action {
     InterruptEnded,
     ItemWithdrawn,
     ItemRestored,
+    /// An item added to a playlist by `gongkai publish` (as a draft).
+    ItemAdded,
     /// A review stage recorded for an item (its subject is the item, its detail the stage and
     /// the hash of the text reviewed).
     ItemReviewed,
@@ -219,6 +221,7 @@ impl Action {
             Action::InterruptEnded => "interrupt-ended",
             Action::ItemWithdrawn => "item-withdrawn",
             Action::ItemRestored => "item-restored",
+            Action::ItemAdded => "item-added",
             Action::ItemReviewed => "item-reviewed",
             Action::SmsCancelled => "sms-cancelled",
             Action::SmsResendConfirmed => "sms-resend-confirmed",
@@ -232,6 +235,7 @@ impl Action {
             Action::InterruptEnded,
             Action::ItemWithdrawn,
             Action::ItemRestored,
+            Action::ItemAdded,
             Action::ItemReviewed,
             Action::SmsCancelled,
             Action::SmsResendConfirmed,

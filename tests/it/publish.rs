@@ -189,6 +189,21 @@ fn publish_inserts_one_block_into_each_style_of_example_playlist() {
     }
     let validate = site.run(&["validate"]);
     assert_eq!(validate.status.code(), Some(0), "{}", show(&validate));
+    // Who added which item is in the audit.
+    let store = gongkai::store::Store::open_read_only(&gongkai::store::default_path(site.path()))
+        .expect("the database");
+    let added: Vec<String> = store
+        .audit(
+            chrono::Utc::now() - chrono::Duration::hours(1),
+            chrono::Utc::now(),
+            None,
+        )
+        .expect("audit")
+        .into_iter()
+        .filter(|r| r.kind.code() == "item-added")
+        .filter_map(|r| r.item)
+        .collect();
+    assert_eq!(added, ["xk-2026-49", "w01-xk-2026-1", "xk-2026-50"]);
 }
 
 #[test]
