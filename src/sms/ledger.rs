@@ -75,6 +75,8 @@ pub enum LedgerError {
     ReadOnly(String),
     #[error("the ledger has schema version {found}, newer than this program's {supported}")]
     TooNew { found: i64, supported: i64 },
+    #[error("the file's schema version {0} is not one of a gongkai ledger")]
+    NotALedger(i64),
     #[error("the ledger is in use by a crashed thread")]
     Poisoned,
     #[error("ledger commit failed: {0}")]
@@ -541,7 +543,8 @@ fn migrate(conn: &mut Connection) -> Result<(), LedgerError> {
         match version {
             0 => tx.execute_batch(SCHEMA_V1)?,
             1 => tx.execute_batch(SCHEMA_V2)?,
-            _ => unreachable!("every version below SCHEMA_VERSION has a step"),
+            // A negative version is no ledger of ours; refuse it rather than write into it.
+            found => return Err(LedgerError::NotALedger(found)),
         }
         version += 1;
         tx.pragma_update(None, "user_version", version)?;
@@ -1735,6 +1738,20 @@ mod tests {
         assert!(matches!(
             Ledger::open(&path, 0),
             Err(LedgerError::TooNew { found: 99, .. })
+        ));
+    }
+
+    #[test]
+    fn a_file_with_a_negative_schema_version_is_refused_not_a_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("l.sqlite");
+        Connection::open(&path)
+            .unwrap()
+            .pragma_update(None, "user_version", -1)
+            .unwrap();
+        assert!(matches!(
+            Ledger::open(&path, 0),
+            Err(LedgerError::NotALedger(-1))
         ));
     }
 
