@@ -685,7 +685,8 @@ impl Supervisor {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .len();
-        if gated.held.len() != before || self.passed.is_empty() {
+        // Said at the start and whenever the number changes, not at every reload.
+        if gated.held.len() != before || self.running.is_empty() {
             tracing::info!(
                 held = gated.held.len(),
                 required = %loaded.site.review.required,

@@ -613,6 +613,71 @@ async fn the_live_page_in_chromium_shows_the_squares_current_frame() {
     assert!(status.success());
 }
 
+/// The live page lists what is held for review: one item approved through the admin API by
+/// three people is on the board, the other is listed in the page's "待审核" box with its stage.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs chromium and node with tests/browser installed (.ci/run)"]
+async fn the_live_page_in_chromium_lists_the_items_held_for_review() {
+    let admin = free_port();
+    let fixture = Fixture::empty();
+    fixture
+        .write(
+            "gongkai.yaml",
+            format!(
+                "site: 测试县政务公开\ntimezone: Asia/Shanghai\nsimulate: true\nadmin: {{ listen: 127.0.0.1:{admin}, token_env: GONGKAI_TEST_ADMIN_TOKEN }}\ndisplays:\n  - id: hall\n    profile: strip\n    link: {{ simulated: true }}\n"
+            ),
+        )
+        .write("hw-profiles/strip.yaml", PROFILE)
+        .write(
+            "playlists/main.yaml",
+            "id: main\ntargets: [hall]\nitems:\n  - { id: ok-1, title: 已审定公告, category: 其他 }\n  - { id: wait-1, title: 待审核公告, category: 其他 }\n",
+        );
+    let base = format!("http://127.0.0.1:{admin}");
+    let daemon = start_daemon(fixture.path());
+    wait_for_every_display(&base, 1, &daemon).await;
+    for (stage, by) in [
+        ("reviewed", "张三"),
+        ("legal", "李四"),
+        ("approved", "王五"),
+    ] {
+        let recorded = client()
+            .post(format!("{base}/api/review"))
+            .bearer_auth(TOKEN)
+            .json(&serde_json::json!({ "item": "ok-1", "stage": stage, "by": by }))
+            .send()
+            .await
+            .expect("answers");
+        assert!(recorded.status().is_success(), "{recorded:?}");
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut command = std::process::Command::new("node");
+    command
+        .arg(root.join("tests/browser/held_items.mjs"))
+        .arg(&base);
+    let output = tokio::task::spawn_blocking(move || command.output())
+        .await
+        .expect("joins")
+        .expect("node runs (tests/browser needs `npm ci`, chromium needs Debian's package)");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}\n{}",
+        String::from_utf8_lossy(&output.stderr),
+        daemon.log()
+    );
+    let seen: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON line");
+    assert_eq!(seen["summary"], "1 条待审核，未上屏、未发短信", "{seen}");
+    assert_eq!(seen["items"][0]["item"], "wait-1", "{seen}");
+    assert_eq!(
+        seen["items"][0]["text"], "wait-1 待审核公告（草稿，需审定）",
+        "{seen}"
+    );
+    assert_eq!(seen["visible"], true, "{seen}");
+    let shown = get_json(&base, "/api/displays/hall").await;
+    assert_eq!(shown["current"]["item"], "ok-1", "{shown}");
+    assert!(daemon.terminate(Duration::from_secs(5)).await.success());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_interrupt_survives_a_restart_of_the_daemon() {
     let admin = free_port();
