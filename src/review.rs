@@ -23,6 +23,7 @@ use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
 use crate::config::model::Item;
+use crate::config::raw::Channel;
 
 /// How far an item has got. Ordered: a later stage includes the earlier ones.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, serde::Serialize)]
@@ -143,7 +144,17 @@ pub fn content_hash(item: &Item) -> String {
     let when = |t: &Option<DateTime<chrono_tz::Tz>>| t.map(|t| t.to_rfc3339()).unwrap_or_default();
     field(&when(&item.valid.from));
     field(&when(&item.valid.until));
-    let channels: Vec<String> = item.channels.iter().map(|c| format!("{c:?}")).collect();
+    // Written out rather than taken from `Debug`: the hash is stored with every review, so it
+    // must not change when an enum is renamed.
+    let channels: Vec<&str> = item
+        .channels
+        .iter()
+        .map(|c| match c {
+            Channel::Board => "board",
+            Channel::Touch => "touch",
+            Channel::Sms => "sms",
+        })
+        .collect();
     field(&channels.join(","));
     h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -470,6 +481,45 @@ mod tests {
         let draft = standing("h2", &records);
         assert_eq!(sms_allowed(&draft, Stage::Draft, 1001, 1000), Ok(()));
     }
+
+    #[test]
+    fn the_hash_of_a_text_is_pinned() {
+        // Stored with every review: a change here would send every approved item back to
+        // draft after an upgrade. Changing it is a migration, not a refactor.
+        use crate::config::model::{Show, Validity};
+        let item = Item {
+            id: "cg-1".into(),
+            title: "标题".into(),
+            body: "正文".into(),
+            category: crate::config::raw::Category::Procurement,
+            department: Some("县财政局".into()),
+            valid: Validity {
+                from: None,
+                until: None,
+            },
+            show: Show::default(),
+            color: None,
+            channels: vec![Channel::Board, Channel::Sms],
+            at_least_every: None,
+            line: 1,
+            id_at: (1, 1),
+            title_at: (1, 1, 1),
+            body_at: None,
+        };
+        let hash = content_hash(&item);
+        assert_eq!(hash.len(), 64);
+        assert_eq!(hash, PINNED_HASH);
+        let mut edited = item.clone();
+        edited.body.push('。');
+        assert_ne!(content_hash(&edited), hash);
+        // Moving text between fields changes it too.
+        let mut moved = item;
+        moved.title = "标题正".into();
+        moved.body = "文".into();
+        assert_ne!(content_hash(&moved), hash);
+    }
+
+    const PINNED_HASH: &str = "6958733413eb825ab6caf32685732225f1cb69dfac1a70d642f433a1cec47d2e";
 
     #[test]
     fn stage_and_step_names_in_both_languages() {
